@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both do all set-up themselves: a virtualenv in .venv with the project installed, and
+# Prometheus/Alertmanager from the distribution's packages when they are missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sysnotify-installed
+
+.PHONY: setup binaries test bench demo lint check-rules clean
+
+setup: $(STAMP) binaries
+
+$(STAMP): pyproject.toml scripts/setup-python.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup-python.sh
+	touch $(STAMP)
+
+binaries:
+	scripts/ensure-binaries.sh
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+demo: setup
+	$(BIN)/python -m stack.demo $(DEMO_ARGS)
+
+lint: setup
+	$(BIN)/ruff check exporter mailer stack bench tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
