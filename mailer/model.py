@@ -37,6 +37,10 @@ class Brand:
     # Console paths joined to console_url, by purpose: credentials, integrations, web_tag,
     # privacy, sync, notifications (where a reader manages what they receive).
     console_paths: Mapping[str, str] = field(default_factory=dict)
+    # The logo's display size in pixels: email clients need both to lay out the image box
+    # before it loads (and Outlook ignores CSS sizes on images).
+    logo_width: int = 160
+    logo_height: int = 40
 
 
 @dataclass(frozen=True)
