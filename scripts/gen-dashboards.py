@@ -113,7 +113,7 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
             "The account selected above and its display name, from abm_account_info.",
             [Query(f"abm_account_info{{{ACCOUNT}}}", "{{account_name}} ({{account}})",
                    instant=True)],
-            unit="none", width=6, height=4,
+            unit="none", width=5, height=4,
             thresholds=[(None, INFO)],
             options={"textMode": "name", "colorMode": "none", "graphMode": "none"},
         ),
@@ -131,7 +131,7 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
             "Distinct pages with tracked visits in the last 7 days. Under 5 pages "
             "FewWebPagesTracked fires.",
             [Query(f"abm_web_pages_tracked_last_week{{{ACCOUNT}}}", instant=True)],
-            unit="none", width=5, height=4,
+            unit="none", width=4, height=4,
             thresholds=[(None, BAD), (5, OK)],
         ),
         Panel(
@@ -140,7 +140,7 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
             "the 4 weeks before). Under 50% WebVisitsDropped fires.",
             [Query(f"abm_web_visits_last_week{{{ACCOUNT}}} / "
                    f"abm_web_visits_weekly_average{{{ACCOUNT}}}", instant=True)],
-            unit="percentunit", width=5, height=4, decimals=0,
+            unit="percentunit", width=4, height=4, decimals=0,
             thresholds=[(None, BAD), (0.5, WARN), (0.8, OK)],
         ),
         Panel(
@@ -149,9 +149,19 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
             "DataSyncDelayed fires.",
             [Query(f"time() - abm_sync_last_success_timestamp_seconds{{{ACCOUNT}}}",
                    instant=True)],
-            unit="s", width=5, height=4,
+            unit="s", width=4, height=4,
             thresholds=[(None, OK), (24 * 3600, WARN), (26 * 3600, BAD)],
             no_value="never",
+        ),
+        Panel(
+            "stat", "Since last platform event",
+            "Time since the exporter last received an event for this account. When the "
+            "platform stops reporting, the alerts cannot see changes (operators are told by "
+            "SysnotifyAccountDataStale).",
+            [Query(f"time() - sysnotify_exporter_account_last_event_timestamp_seconds"
+                   f"{{{ACCOUNT}}}", instant=True)],
+            unit="s", width=4, height=4,
+            thresholds=[(None, OK), (6 * 3600, WARN), (26 * 3600, BAD)],
         ),
         Panel(
             "table", "Credentials",
