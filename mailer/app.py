@@ -1,0 +1,140 @@
+"""The Flask application factory: `gunicorn 'mailer.app:create_app()'`.
+
+The factory loads and validates the config (SYSNOTIFY_MAILER_CONFIG), migrates the store,
+checks that every template renders, registers the blueprints and starts the delivery
+thread(s) of this process. Each gunicorn worker calls it after the fork (do not use
+`--preload`, or the delivery threads would be started in the master and die at fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from mailer import counters
+from mailer.catalog import Catalog
+from mailer.config import MailerConfig, load_config
+from mailer.delivery import DeliveryWorker, RendererLike, SenderLike
+from mailer.message import sender_domain
+from mailer.metrics import registry_for
+from mailer.outbox import Intake
+from mailer.recipients import Registry
+from mailer.render import Renderer
+from mailer.smtp import SmtpSender
+from mailer.store import Store, StoreError, increment
+
+
+class Mailer:
+    """Everything a request needs, kept in `app.extensions["sysnotify"]`."""
+
+    def __init__(self, config: MailerConfig, renderer: RendererLike,
+                 sender_factory: Callable[[], SenderLike], clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self.catalog: Catalog = config.catalog()
+        self.store = Store(config.store.path)
+        self.store.migrate()
+        self.renderer = renderer
+        self.intake = Intake(self.store, self.catalog, sender_domain(config.brand),
+                             config.dedup.duplicate_window_seconds, config.operators.addresses,
+                             clock)
+        self.registry_api = Registry(self.store)
+        self.registry = registry_for(self.store, self.catalog)
+        self.workers = [
+            DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
+                           config.delivery, config.dedup.state_retention_seconds, clock)
+            for _ in range(config.delivery.threads)
+        ]
+
+    def start_delivery(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop_delivery(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def wake_delivery(self) -> None:
+        """Lets this process's delivery threads pick new rows up without waiting a poll."""
+        for worker in self.workers:
+            worker.wakeup.set()
+
+
+def _use_gunicorn_logging(app: Flask) -> None:
+    gunicorn_logger = logging.getLogger("gunicorn.error")
+    if gunicorn_logger.handlers:
+        app.logger.handlers = gunicorn_logger.handlers
+        app.logger.setLevel(gunicorn_logger.level)
+
+
+def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | None = None,
+               sender_factory: Callable[[], SenderLike] | None = None,
+               clock: Callable[[], float] = time.time,
+               start_delivery: bool | None = None) -> Flask:
+    """Builds the mailer app.
+
+    :param config: the validated config; default: loaded from $SYSNOTIFY_MAILER_CONFIG.
+    :param renderer: default: mailer.render.Renderer with the config's brand (checked now).
+    :param sender_factory: builds one SMTP sender per delivery thread (default: SmtpSender).
+    :param clock: Unix time source, injectable for tests.
+    :param start_delivery: default: `delivery.enabled` from the config.
+    :raise ConfigError: for an invalid config; RenderError for a broken template.
+    """
+    from mailer.preview import create_preview_blueprint  # the preview pulls in sample data
+
+    config = config or load_config()
+    app = Flask(__name__)
+    _use_gunicorn_logging(app)
+    app.config["MAX_CONTENT_LENGTH"] = config.webhook.max_body_bytes
+    if renderer is None:
+        real = Renderer(config.brand, config.templates_dir)
+        real.check(config.catalog())
+        renderer = real
+    mailer = Mailer(config, renderer,
+                    sender_factory or (lambda: SmtpSender(config.smtp)), clock)
+    app.extensions["sysnotify"] = mailer
+
+    from mailer.views import admin, health, webhook
+
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(health.bp)
+    if isinstance(renderer, Renderer):
+        app.register_blueprint(create_preview_blueprint(renderer, mailer.catalog))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        code = error.code or 500
+        if request.path.endswith("/webhook"):
+            _count_webhook(mailer, code)
+        return jsonify({"status": "error", "code": code, "name": error.name,
+                        "error": error.description}), code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.endswith("/webhook"):
+            _count_webhook(mailer, 500)
+        return jsonify({"status": "error", "code": 500, "error": "internal error"}), 500
+
+    if config.delivery.enabled if start_delivery is None else start_delivery:
+        mailer.start_delivery()
+    return app
+
+
+def _count_webhook(mailer: Mailer, code: int) -> None:
+    try:
+        with mailer.store.write() as tx:
+            increment(tx, counters.WEBHOOK_REQUESTS, str(code))
+    except StoreError:
+        logging.getLogger("gunicorn.error").error("count webhook answer %d failed", code)
+
+
+def mailer_of(app: Flask) -> Any:
+    """The app's Mailer (for tests and tools)."""
+    return app.extensions["sysnotify"]

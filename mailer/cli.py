@@ -1,0 +1,131 @@
+"""`sysnotify-mailer`: the recipient registry, a delivery pass, and a convenience `serve`.
+
+    sysnotify-mailer recipients list ACCOUNT
+    sysnotify-mailer recipients add ACCOUNT ADDRESS --categories credentials,sync
+    sysnotify-mailer recipients remove ACCOUNT ADDRESS
+    sysnotify-mailer recipients set-primary ACCOUNT ADDRESS
+    sysnotify-mailer deliver            # send what is due now, then exit
+    sysnotify-mailer serve [--listen 127.0.0.1:9731] [--workers 2]
+
+Every command reads the same config (--config or $SYSNOTIFY_MAILER_CONFIG) and works on
+the same SQLite store as the running service. Errors go to stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
+from mailer.recipients import RecipientError, Registry
+from mailer.store import Store, StoreError
+
+DEFAULT_LISTEN = "127.0.0.1:9731"
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sysnotify-mailer", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help=f"mailer YAML config (default: ${CONFIG_ENV})")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    recipients = commands.add_parser("recipients", help="manage who receives notifications")
+    actions = recipients.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list an account's recipients")
+    listing.add_argument("account")
+    add = actions.add_parser("add", help="add a recipient (or change its categories)")
+    add.add_argument("account")
+    add.add_argument("address")
+    add.add_argument("--categories", required=True,
+                     help="comma-separated: credentials,api_limits,web_visits,privacy,sync")
+    remove = actions.add_parser("remove", help="remove a recipient (not the primary)")
+    remove.add_argument("account")
+    remove.add_argument("address")
+    primary = actions.add_parser("set-primary", help="make ADDRESS the primary administrator")
+    primary.add_argument("account")
+    primary.add_argument("address")
+
+    commands.add_parser("deliver", help="send every email that is due now, then exit")
+
+    serve = commands.add_parser("serve", help="run the mailer under gunicorn")
+    serve.add_argument("--listen", default=DEFAULT_LISTEN, help=f"default: {DEFAULT_LISTEN}")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: 2)")
+    return parser
+
+
+def _config(path: str | None) -> MailerConfig:
+    return load_config(path) if path else load_config()
+
+
+def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
+    store = Store(config.store.path)
+    store.migrate()
+    registry = Registry(store)
+    try:
+        if args.action == "list":
+            for recipient in registry.list(args.account):
+                categories = "all" if recipient.role == "primary" else \
+                    ",".join(recipient.categories)
+                print(f"{recipient.address}\t{recipient.role}\t{categories}")
+        elif args.action == "add":
+            categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+            added = registry.add(args.account, args.address, categories)
+            print(f"{added.address} receives {', '.join(added.categories)} for {args.account}")
+        elif args.action == "remove":
+            registry.remove(args.account, args.address)
+            print(f"{args.address} removed from {args.account}")
+        elif args.action == "set-primary":
+            chosen = registry.set_primary(args.account, args.address)
+            print(f"{chosen.address} is now the primary administrator of {args.account}")
+    finally:
+        store.close()
+    return 0
+
+
+def _deliver(config: MailerConfig) -> int:
+    from mailer.app import create_app, mailer_of
+
+    app = create_app(config, start_delivery=False)
+    mailer = mailer_of(app)
+    totals: dict[str, int] = {}
+    for worker in mailer.workers[:1]:
+        totals = worker.drain()
+        worker.sender.close()
+    print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing due")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    argv = ["gunicorn", "--bind", args.listen, "--workers", str(args.workers),
+            "--access-logfile", "-", "mailer.app:create_app()"]
+    env = dict(os.environ)
+    if args.config:
+        env[CONFIG_ENV] = os.path.abspath(args.config)
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    os.execve(gunicorn if os.path.exists(gunicorn) else "gunicorn", argv, env)
+    return 0  # not reached
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `sysnotify-mailer`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        config = _config(args.config)
+        if args.command == "recipients":
+            return _recipients(args, config)
+        return _deliver(config)
+    except ConfigError as error:
+        print(f"sysnotify-mailer: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RecipientError, StoreError) as error:
+        print(f"sysnotify-mailer: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Names of the counters kept in the store's `counters` table.
+
+Each maps to one `sysnotify_mailer_*` metric (docs/contracts.md); the `label` column holds the
+metric's single label value (notification, code or kind), or the bucket bound for the latency
+histogram. They are updated in the same transaction as the state change they count.
+"""
+
+from __future__ import annotations
+
+WEBHOOK_REQUESTS = "webhook_requests"  # label: HTTP status code
+NOTIFICATIONS_RECEIVED = "notifications_received"  # label: notification
+NOTIFICATIONS_DEDUPLICATED = "notifications_deduplicated"
+EMAILS_QUEUED = "emails_queued"
+EMAILS_SENT = "emails_sent"
+EMAILS_FAILED = "emails_failed"
+EMAILS_UNDELIVERABLE = "emails_undeliverable"
+SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
+LATENCY_BUCKET = "delivery_latency_bucket"  # label: upper bound (repr of a float, or +Inf)
+LATENCY_SUM = "delivery_latency_sum"
+LATENCY_COUNT = "delivery_latency_count"
+
+# Bucket bounds of the delivery latency histogram, in seconds (received → SMTP accepted).
+LATENCY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                                      900.0, 3600.0)

@@ -1,0 +1,188 @@
+"""The delivery worker: claims outbox rows, renders them, sends them by SMTP.
+
+Every gunicorn worker runs its own delivery thread(s), each with its own SMTP connection.
+They never send the same row twice at the same time: a row is claimed atomically with a lease
+(claimed_by, lease_until) and marked sent in a transaction right after the SMTP server
+accepted it. A worker killed at any moment leaves at most its claimed rows behind; their
+lease expires and another worker (or the restarted one) sends them. The only possible
+duplicate is the email that the SMTP server had accepted when the kill came, before the
+"sent" commit: at most one message per delivery thread.
+
+Transient failures (connection, timeout, 4xx) are retried with exponential backoff and full
+jitter, capped; after `max_attempts` or `max_age` the row is failed. Permanent failures (5xx,
+a template that cannot render, a header that cannot be built) fail the row at once. Failed
+rows stay visible in the admin API and are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from mailer import counters
+from mailer.catalog import Catalog
+from mailer.config import DeliveryConfig
+from mailer.message import build_message
+from mailer.model import Brand, EmailRequest, RenderedEmail
+from mailer.outbox import OutboxRow, Queue, email_request, prune_state
+from mailer.smtp import PermanentSendError, SendError
+from mailer.store import Store, StoreError
+
+log = logging.getLogger("gunicorn.error")
+
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+class RendererLike(Protocol):
+    def render(self, request: EmailRequest) -> RenderedEmail: ...
+
+
+class SenderLike(Protocol):
+    def send(self, message: object, sender: str, recipient: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def backoff_delay(attempts: int, initial: float, maximum: float,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Seconds before retry number `attempts` (1 = the first retry): capped exponential
+    growth with jitter in [50 %, 100 %] of the step, so retries of many rows spread out."""
+    step = min(maximum, initial * (2 ** max(0, attempts - 1)))
+    return step * (0.5 + 0.5 * rng())
+
+
+class DeliveryWorker:
+    """Sends due outbox rows; `run_once` is one step, `start` runs steps in a thread."""
+
+    def __init__(self, store: Store, catalog: Catalog, renderer: RendererLike,
+                 sender: SenderLike, brand: Brand, config: DeliveryConfig,
+                 state_retention: float, clock: Callable[[], float] = time.time,
+                 worker_id: str | None = None) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.renderer = renderer
+        self.sender = sender
+        self.brand = brand
+        self.config = config
+        self.state_retention = state_retention
+        self.clock = clock
+        self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.queue = Queue(store, self.worker_id, config.lease_seconds)
+        self.wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consecutive_failures = 0
+        self._last_prune = 0.0
+
+    # -- one step -------------------------------------------------------------------------
+
+    def run_once(self) -> str | None:
+        """Claims and handles one due row; returns "sent", "retry", "failed" or None (idle)."""
+        now = self.clock()
+        row = self.queue.claim(now)
+        if row is None:
+            return None
+        return self._deliver(row)
+
+    def drain(self, limit: int = 10_000) -> dict[str, int]:
+        """Handles due rows until none is due (or `limit`); returns outcome counts."""
+        outcomes: dict[str, int] = {}
+        for _ in range(limit):
+            outcome = self.run_once()
+            if outcome is None:
+                break
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return outcomes
+
+    def _deliver(self, row: OutboxRow) -> str:
+        try:
+            request = email_request(row.request, self.catalog)
+            rendered = self.renderer.render(request)
+            message = build_message(rendered, self.brand, row.recipient, row.message_id,
+                                    row.thread_ids, datetime.fromtimestamp(self.clock(), UTC))
+        except Exception as error:  # noqa: BLE001 - any render/build error is permanent
+            log.error("deliver email %d (%s %s): prepare message: %s", row.id, row.notification,
+                      row.phase, error)
+            self.queue.mark_failed(row, self.clock(), f"prepare message: {error}", None)
+            return "failed"
+        try:
+            self.sender.send(message, self.brand.sender_address, row.recipient)
+        except PermanentSendError as error:
+            log.error("deliver email %d: permanent failure: %s", row.id, error)
+            self.queue.mark_failed(row, self.clock(), str(error), "permanent")
+            self._consecutive_failures = 0
+            return "failed"
+        except SendError as error:
+            return self._transient(row, error)
+        self._consecutive_failures = 0
+        self.queue.mark_sent(row, self.clock(), counters.LATENCY_BUCKETS)
+        return "sent"
+
+    def _transient(self, row: OutboxRow, error: SendError) -> str:
+        now = self.clock()
+        attempts = row.attempts + 1
+        self._consecutive_failures += 1
+        too_old = now - row.queued_at >= self.config.max_age_seconds
+        if attempts >= self.config.max_attempts or too_old:
+            why = "too old" if too_old else f"{attempts} attempts"
+            log.error("deliver email %d: giving up (%s): %s", row.id, why, error)
+            self.queue.mark_failed(row, now, f"gave up after {why}: {error}", "transient")
+            return "failed"
+        delay = backoff_delay(attempts, self.config.backoff_initial_seconds,
+                              self.config.backoff_max_seconds)
+        log.warning("deliver email %d: %s; retry in %.1fs", row.id, error, delay)
+        self.queue.retry_later(row, now, now + delay, str(error))
+        return "retry"
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def idle_delay(self) -> float:
+        """How long to wait before the next claim: the poll interval, or longer while the
+        SMTP server keeps failing, so a down server does not burn every row's attempts."""
+        if self._consecutive_failures:
+            return backoff_delay(self._consecutive_failures, self.config.backoff_initial_seconds,
+                                 self.config.backoff_max_seconds)
+        return self.config.poll_interval_seconds
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            outcome: str | None = None
+            try:
+                outcome = self.run_once()
+                if self.clock() - self._last_prune > PRUNE_EVERY_SECONDS:
+                    self._last_prune = self.clock()
+                    prune_state(self.store, self.clock(), self.state_retention)
+            except StoreError as error:
+                log.error("delivery: store: %s", error)
+                outcome = None
+            except Exception:  # noqa: BLE001 - the thread must survive any bug in one row
+                log.exception("delivery: unexpected error")
+                outcome = None
+            if outcome == "sent" or (outcome == "failed" and not self._consecutive_failures):
+                continue  # more may be due right away
+            delay = self.idle_delay() if outcome in ("retry", "failed") else \
+                self.config.poll_interval_seconds
+            self.wakeup.wait(delay)
+            self.wakeup.clear()
+        self.sender.close()
+
+    def start(self) -> None:
+        """Starts the delivery thread (a daemon: it never holds a process up)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="sysnotify-delivery",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -1,0 +1,202 @@
+"""The mailer's SQLite store: recipients, alert state, outbox, undeliverable notes, counters.
+
+Durability: WAL journal with `synchronous=FULL`, so a commit is fsynced to the WAL before the
+webhook answers 2xx and survives a power loss, not only a process crash (`NORMAL` would only
+survive the latter). Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's single write
+lock up front: concurrent gunicorn workers and delivery threads serialise there instead of
+failing half-way with SQLITE_BUSY on lock upgrade.
+
+The schema is versioned with `PRAGMA user_version`; MIGRATIONS[i] upgrades version i to i+1 (statements split on ";", so no ";" in comments).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 15_000
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the initial schema.
+    """
+    CREATE TABLE recipients (
+        account TEXT NOT NULL,
+        address TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('primary', 'subscriber')),
+        categories TEXT NOT NULL DEFAULT '',  -- comma-separated, empty for the primary
+        created_at REAL NOT NULL,
+        PRIMARY KEY (account, address)
+    );
+    CREATE UNIQUE INDEX recipients_one_primary ON recipients (account) WHERE role = 'primary';
+
+    -- What was notified about each alert instance (receiver, group, fingerprint, startsAt).
+    CREATE TABLE alert_state (
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        account TEXT NOT NULL,
+        notification TEXT NOT NULL,
+        problem_key TEXT NOT NULL,       -- notification key of the problem email (threading)
+        first_notified_at REAL NOT NULL,
+        last_notified_at REAL NOT NULL,  -- last problem or reminder covering this alert
+        last_seen_at REAL NOT NULL,
+        reminders INTEGER NOT NULL DEFAULT 0,
+        recovered_at REAL,
+        PRIMARY KEY (receiver, group_key, fingerprint, starts_at)
+    );
+    CREATE INDEX alert_state_last_seen ON alert_state (last_seen_at);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        notification_key TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        notification TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        account TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        thread_ids TEXT NOT NULL DEFAULT '',  -- Message-IDs this email replies to
+        request TEXT NOT NULL,                -- the EmailRequest as JSON, rendered on delivery
+        received_at REAL NOT NULL,            -- when the webhook arrived (latency start)
+        queued_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        claimed_by TEXT,
+        lease_until REAL,
+        last_error TEXT NOT NULL DEFAULT '',
+        finished_at REAL,
+        UNIQUE (notification_key, recipient)
+    );
+    CREATE INDEX outbox_pending ON outbox (status, next_attempt_at);
+
+    CREATE TABLE undeliverable (
+        id INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        receiver TEXT NOT NULL,
+        account TEXT NOT NULL,
+        notification TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        alerts TEXT NOT NULL  -- JSON: alertname, fingerprint, labels of each alert
+    );
+
+    -- Counters and histogram buckets, updated in the same transaction as the state they count.
+    CREATE TABLE counters (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        value REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, label)
+    );
+    """,
+)
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or written (disk full, read-only, locked too long)."""
+
+
+class Store:
+    """One SQLite database shared by all processes; one connection per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except (sqlite3.Error, OSError) as error:
+                raise StoreError(f"open store {self.path}: {error}") from error
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def migrate(self) -> int:
+        """Brings the schema to the latest version; returns that version."""
+        conn = self.connection()
+        with self.write() as tx:
+            version = tx.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(f"store {self.path} has schema version {version}, newer than "
+                                 f"this mailer knows ({len(MIGRATIONS)})")
+            for target in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(f"PRAGMA user_version = {target + 1}")
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE): committed on success, rolled back on error.
+
+        :raise StoreError: when SQLite fails (the caller's own exceptions pass through).
+        """
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StoreError(f"begin write transaction: {error}") from error
+        try:
+            yield conn
+        except BaseException as error:
+            conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"write to store: {error}") from error
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise StoreError(f"commit to store: {error}") from error
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as error:
+            raise StoreError(f"begin read: {error}") from error
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Closes every connection this Store opened (in any thread)."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def increment(tx: sqlite3.Connection, name: str, label: str = "", amount: float = 1) -> None:
+    """Adds `amount` to a counter inside the caller's transaction."""
+    if amount:
+        tx.execute(
+            "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value",
+            (name, label, amount),
+        )

@@ -1,0 +1,1 @@
+"""HTTP blueprints: webhook (Alertmanager), admin (recipients API), health and metrics."""

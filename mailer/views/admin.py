@@ -1,0 +1,121 @@
+"""The admin API: recipients per account, undeliverable notifications, failed emails.
+
+Protected by its own bearer token (SYSNOTIFY_ADMIN_TOKEN); without one configured the API
+answers 403 to everything, so it is never open by accident.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from mailer.recipients import NotFound, RecipientError, Registry
+from mailer.views.auth import bearer_token_matches
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1")
+
+
+def _registry() -> Registry:
+    return current_app.extensions["sysnotify"].registry_api
+
+
+def _fail(code: int, message: str) -> tuple[Response, int]:
+    return jsonify({"status": "error", "error": message}), code
+
+
+@bp.before_request
+def require_admin_token() -> tuple[Response, int] | None:
+    token = current_app.extensions["sysnotify"].config.admin.token
+    if not token:
+        return _fail(403, "the admin API is disabled: set SYSNOTIFY_ADMIN_TOKEN")
+    if not bearer_token_matches(token):
+        return _fail(401, "missing or wrong bearer token")
+    return None
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="the body must be a JSON object")
+    return body
+
+
+@bp.get("/accounts/<account>/recipients")
+def list_recipients(account: str) -> tuple[Response, int]:
+    """The account's recipients, primary first."""
+    try:
+        recipients = _registry().list(account)
+    except RecipientError as error:
+        return _fail(400, str(error))
+    return jsonify({"account": account, "recipients": [r.as_dict() for r in recipients]}), 200
+
+
+@bp.post("/accounts/<account>/recipients")
+def add_recipient(account: str) -> tuple[Response, int]:
+    """Adds a subscriber: {"address": "...", "categories": ["credentials", ...]}."""
+    body = _json_body()
+    categories = body.get("categories")
+    if not isinstance(categories, list):
+        return _fail(400, "categories: required (a list of categories)")
+    try:
+        recipient = _registry().add(account, body.get("address"), categories)  # type: ignore[arg-type]
+    except RecipientError as error:
+        return _fail(400 if not isinstance(error, NotFound) else 404, str(error))
+    return jsonify(recipient.as_dict()), 201
+
+
+@bp.delete("/accounts/<account>/recipients/<address>")
+def remove_recipient(account: str, address: str) -> tuple[Response, int]:
+    """Removes a subscriber; removing the primary administrator is refused (409)."""
+    try:
+        _registry().remove(account, address)
+    except NotFound as error:
+        return _fail(404, str(error))
+    except RecipientError as error:
+        status = 409 if "primary administrator" in str(error) else 400
+        return _fail(status, str(error))
+    return jsonify({"status": "removed", "address": address}), 200
+
+
+@bp.put("/accounts/<account>/primary")
+def set_primary(account: str) -> tuple[Response, int]:
+    """Makes {"address": "..."} the primary administrator."""
+    body = _json_body()
+    try:
+        recipient = _registry().set_primary(account, body.get("address"))  # type: ignore[arg-type]
+    except RecipientError as error:
+        return _fail(400, str(error))
+    return jsonify(recipient.as_dict()), 200
+
+
+def _limit() -> int:
+    try:
+        return max(1, min(1000, int(request.args.get("limit", "100"))))
+    except ValueError:
+        abort(400, description="limit: must be an integer")
+
+
+@bp.get("/undeliverable")
+def undeliverable() -> tuple[Response, int]:
+    """Notifications kept because nobody could receive them, newest first."""
+    rows = current_app.extensions["sysnotify"].store.connection().execute(
+        "SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (_limit(),)).fetchall()
+    items = [{"id": r["id"], "received_at": r["received_at"], "receiver": r["receiver"],
+              "account": r["account"], "notification": r["notification"], "phase": r["phase"],
+              "reason": r["reason"], "alerts": json.loads(r["alerts"])} for r in rows]
+    return jsonify({"undeliverable": items}), 200
+
+
+@bp.get("/emails")
+def emails() -> tuple[Response, int]:
+    """Outbox rows by status (?status=failed|pending|sent, default failed), newest first."""
+    status = request.args.get("status", "failed")
+    if status not in ("failed", "pending", "sent"):
+        return _fail(400, "status: must be failed, pending or sent")
+    rows = current_app.extensions["sysnotify"].store.connection().execute(
+        "SELECT id, notification, phase, account, recipient, message_id, attempts, last_error,"
+        " queued_at, finished_at, next_attempt_at FROM outbox WHERE status = ?"
+        " ORDER BY id DESC LIMIT ?", (status, _limit())).fetchall()
+    return jsonify({"status": status, "emails": [dict(r) for r in rows]}), 200

@@ -1,0 +1,82 @@
+"""The Alertmanager webhooks: customer notifications and operator alerts.
+
+A view only authenticates, decodes, stores (mailer.outbox.Intake) and maps the outcome to
+HTTP, following Alertmanager's retry rules: 2xx once stored; 5xx only when storing failed
+(Alertmanager retries 5xx); 4xx for a request it must not retry (bad token, bad JSON,
+oversize, wrong shape). Every answer is counted by status code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from mailer import counters
+from mailer.decide import Audience
+from mailer.payload import PayloadError, parse
+from mailer.store import StoreError, increment
+from mailer.views.auth import bearer_token_matches
+
+bp = Blueprint("webhook", __name__)
+
+
+def _count(code: int) -> None:
+    """Counts a non-2xx answer; best effort (the store may be the reason for a 5xx)."""
+    try:
+        with current_app.extensions["sysnotify"].store.write() as tx:
+            increment(tx, counters.WEBHOOK_REQUESTS, str(code))
+    except StoreError as error:
+        current_app.logger.error("count webhook answer %d: %s", code, error)
+
+
+def _error(code: int, message: str, **details: Any) -> tuple[Response, int]:
+    _count(code)
+    return jsonify({"status": "error", "error": message, **details}), code
+
+
+def _handle(audience: Audience) -> tuple[Response, int]:
+    received_at = time.time()
+    mailer = current_app.extensions["sysnotify"]
+    if not bearer_token_matches(mailer.config.webhook.token):
+        return _error(401, "missing or wrong bearer token")
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return _error(413, f"payload larger than {mailer.config.webhook.max_body_bytes} bytes")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _error(400, f"malformed JSON: {error}")
+    try:
+        data = parse(body)
+    except PayloadError as error:
+        return _error(422, "payload is not an Alertmanager webhook (version 4)",
+                      problems=error.problems)
+    try:
+        result = mailer.intake.accept(data, audience, received_at=mailer.clock())
+    except StoreError as error:
+        current_app.logger.error("webhook %s group %s: store: %s", data.receiver,
+                                 data.group_key, error)
+        return _error(503, "could not store the notification; retry later")
+    mailer.wake_delivery()
+    current_app.logger.info(
+        "webhook %s: receiver=%s alerts=%d queued=%d undeliverable=%d deduplicated=%d "
+        "in %.1fms", audience, data.receiver, len(data.alerts), result.queued,
+        result.undeliverable, result.deduplicated, (time.time() - received_at) * 1000)
+    return jsonify({"status": "ok", **result.as_dict()}), 200
+
+
+@bp.post("/alertmanager/webhook")
+def alertmanager_webhook() -> tuple[Response, int]:
+    """Customer notifications: emails go to each account's registered recipients."""
+    return _handle("customer")
+
+
+@bp.post("/operators/webhook")
+def operators_webhook() -> tuple[Response, int]:
+    """Operator alerts about the pipeline: emails go only to `operators.addresses`."""
+    return _handle("operator")
