@@ -14,6 +14,7 @@ Golden files of every sample email live in tests/golden; regenerate them with
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +38,12 @@ SYSTEM_NAMES = {
     "pardot": "Pardot",
 }
 
+# As in "you subscribed to <name> notifications".
 CATEGORY_NAMES = {
-    "credentials": "integration credentials",
-    "api_limits": "API limits",
-    "web_visits": "web visits",
-    "privacy": "privacy requests",
+    "credentials": "credential",
+    "api_limits": "API limit",
+    "web_visits": "web visit",
+    "privacy": "privacy request",
     "sync": "data sync",
 }
 
@@ -88,14 +90,12 @@ def _to_number(value: Any) -> float | None:
         return None
 
 
-def format_number(value: Any) -> str:
-    """12345.0 or "12345" → "12,345"; fractions keep one decimal; non-numbers pass through."""
+def format_number(value: Any, decimals: int = 0) -> str:
+    """12345.4 or "12345" → "12,345" (rounded to `decimals`); non-numbers pass through."""
     number = _to_number(value)
     if number is None:
         return str(value)
-    if number == int(number):
-        return f"{int(number):,}"
-    return f"{number:,.1f}"
+    return f"{number:,.{decimals}f}"
 
 
 def format_percent(value: Any) -> str:
@@ -203,6 +203,29 @@ def system_name(value: Any) -> str:
     return SYSTEM_NAMES.get(text.lower(), text)
 
 
+_LIST_ITEM = re.compile(r"^(\s*(?:[-*]|\d+\.)\s+)")
+_BLANK_LINES = re.compile(r"\n{3,}")
+TEXT_WIDTH = 76
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """Wraps long lines of a plain-text body for reading in a terminal-style client.
+
+    List items keep a hanging indent; words (URLs, addresses) are never broken.
+    """
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line.rstrip())
+            continue
+        match = _LIST_ITEM.match(line)
+        indent = " " * len(match.group(1)) if match else ""
+        lines.extend(textwrap.wrap(line, width=width, subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False))
+    # Template control blocks leave uneven blank lines; one blank line separates paragraphs.
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines))
+
+
 def one_line(value: Any) -> str:
     """Collapses all whitespace (CR and LF included) to single spaces."""
     return _WHITESPACE.sub(" ", str(value)).strip()
@@ -253,10 +276,33 @@ def _alert_sort_key(alert: AlertView) -> tuple[str, str, str]:
     return (alert.alertname, target, alert.fingerprint)
 
 
+_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+COLOUR_FIELDS = ("primary_color", "accent_color", "background_color", "text_color")
+
+
+def brand_problems(brand: Brand) -> list[str]:
+    """What in `brand` would break the layout: colours go into CSS and attributes, so only
+    hex colours are accepted; links must be absolute http(s) URLs."""
+    problems = []
+    for name in COLOUR_FIELDS:
+        value = getattr(brand, name)
+        if not _COLOUR.match(value):
+            problems.append(f"{name} {value!r} is not a hex colour like #1f4e79")
+    for name in ("console_url", "logo_url"):
+        value = getattr(brand, name)
+        if (value or name == "console_url") and not value.startswith(("https://", "http://")):
+            problems.append(f"{name} {value!r} is not an http(s) URL")
+    return problems
+
+
 class Renderer:
     """Renders EmailRequests into subject, plain text and inlined HTML with one brand."""
 
     def __init__(self, brand: Brand, templates_dir: Path | None = None) -> None:
+        """:raise RenderError: naming every brand value the layout cannot use."""
+        problems = brand_problems(brand)
+        if problems:
+            raise RenderError("check brand: " + "; ".join(problems))
         self.brand = brand
         self.templates_dir = Path(templates_dir) if templates_dir is not None else TEMPLATES_DIR
         self._text_env = _environment(self.templates_dir, autoescape=False)
@@ -277,7 +323,8 @@ class Renderer:
         if not subject:
             raise RenderError(f"render subject of {template}: the subject is empty")
         context["subject"] = subject
-        text = self._render(self._text_env, template, "body.txt", context).strip() + "\n"
+        text = wrap_text(self._render(self._text_env, template, "body.txt", context)).strip()
+        text += "\n"
         html = self._render(self._html_env, template, "body.html", context)
         try:
             html = self._inliner.inline(html)

@@ -39,7 +39,7 @@ SAMPLE_BRAND = Brand(
     accent_color="#f2a900",
     background_color="#f4f6f8",
     text_color="#1c1c1c",
-    footer_text="Northwind Data Ltd, 1 Harbour Street, Bristol BS1 4XX, United Kingdom",
+    footer_text="1 Harbour Street, Bristol BS1 4XX, United Kingdom",
     console_paths={
         "credentials": "/settings/integrations/credentials",
         "integrations": "/settings/integrations",
