@@ -335,7 +335,7 @@ def write_stack(
 
 
 class _Dumper(yaml.SafeDumper):
-    """Writes multi-line strings (rule expressions) as `|` blocks, so derived files stay readable."""
+    """Writes multi-line strings (rule expressions) as `|` blocks, so derived files read well."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
