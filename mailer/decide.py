@@ -107,7 +107,7 @@ def _account_name(alerts: Sequence[Alert], account: str) -> str:
         name = alert.labels.get("account_name")
         if name:
             return name
-    return account
+    return account or OPERATOR_ACCOUNT_NAME
 
 
 def _route(data: Data, catalog: Catalog, audience: Audience, decision: Decision,

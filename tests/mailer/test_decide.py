@@ -1,0 +1,188 @@
+"""Which emails a payload means: mailer.decide against captured Alertmanager payloads."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from mailer.catalog import Catalog
+from mailer.decide import AlertState, Decision, decide, state_key
+from mailer.payload import Data, parse
+from tests.mailer.conftest import fixture_payload
+
+WINDOW = 3600.0
+T0 = 1_795_800_000.0
+
+
+class Memory:
+    """Applies decisions to an in-memory state, as the outbox does in the store."""
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or Catalog()
+        self.states: dict[tuple[str, str, str, str], AlertState] = {}
+
+    def run(self, payload: dict[str, Any] | Data, now: float,
+            audience: str = "customer") -> Decision:
+        data = payload if isinstance(payload, Data) else parse(payload)
+        known = {
+            state_key(a): self.states[(data.receiver, data.group_key, *state_key(a))]
+            for a in data.alerts
+            if (data.receiver, data.group_key, *state_key(a)) in self.states
+        }
+        decision = decide(data, self.catalog, known, now, WINDOW, audience)  # type: ignore[arg-type]
+        for state in decision.states:
+            self.states[(state.receiver, state.group_key, state.fingerprint,
+                         state.starts_at)] = state
+        return decision
+
+
+def phases(decision: Decision) -> list[tuple[str, str, str, int]]:
+    return [(e.account, e.kind.name, e.phase, len(e.alerts)) for e in decision.emails]
+
+
+def test_new_firing_alerts_mean_one_problem_email_per_account_and_kind() -> None:
+    decision = Memory().run(fixture_payload("credential_expired_grouped_firing"), T0)
+    assert phases(decision) == [("acc-1002", "credential_expired", "problem", 3)]
+    assert decision.emails[0].account_name == "Initech"
+    assert decision.received == {"credential_expired": 3}
+    assert not decision.deduplicated
+
+
+def test_same_payload_again_within_the_window_sends_nothing_and_counts_duplicates() -> None:
+    memory = Memory()
+    payload = fixture_payload("credential_expired_grouped_firing")
+    memory.run(payload, T0)
+    again = memory.run(payload, T0 + 30)
+    assert again.emails == []
+    assert again.deduplicated == {"credential_expired": 3}
+
+
+def test_ha_peer_copy_with_another_external_url_is_a_duplicate() -> None:
+    memory = Memory()
+    payload = fixture_payload("credential_expired_firing")
+    memory.run(payload, T0)
+    peer = copy.deepcopy(payload)
+    peer["externalURL"] = "http://alertmanager-2.example:9093"
+    assert parse(peer).idempotency_key() == parse(payload).idempotency_key()
+    assert memory.run(peer, T0 + 15).emails == []
+
+
+def test_repeat_after_the_window_is_a_reminder_threaded_under_the_problem() -> None:
+    memory = Memory()
+    payload = fixture_payload("credential_expired_grouped_firing")
+    problem = memory.run(payload, T0).emails[0]
+    reminder = memory.run(payload, T0 + WINDOW + 1)
+    assert phases(reminder) == [("acc-1002", "credential_expired", "reminder", 3)]
+    assert reminder.emails[0].thread_keys == (problem.notification_key,)
+    assert reminder.emails[0].notification_key != problem.notification_key
+    # Its own HA copy is a duplicate; the next repeat is a second, distinct reminder.
+    assert memory.run(payload, T0 + WINDOW + 20).emails == []
+    second = memory.run(payload, T0 + 2 * WINDOW + 30)
+    assert phases(second) == [("acc-1002", "credential_expired", "reminder", 3)]
+    assert second.emails[0].notification_key != reminder.emails[0].notification_key
+
+
+def test_resolved_alert_sends_a_threaded_recovery_where_the_catalog_has_one() -> None:
+    memory = Memory()
+    problem = memory.run(fixture_payload("credential_expired_firing"), T0).emails[0]
+    recovery = memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)
+    assert phases(recovery) == [("acc-1001", "credential_expired", "recovery", 1)]
+    assert recovery.emails[0].thread_keys == (problem.notification_key,)
+    # Re-delivered resolution: nothing more.
+    again = memory.run(fixture_payload("credential_expired_resolved"), T0 + 310)
+    assert again.emails == [] and again.deduplicated == {"credential_expired": 1}
+
+
+def test_late_firing_copy_after_the_recovery_sends_nothing() -> None:
+    memory = Memory()
+    memory.run(fixture_payload("credential_expired_firing"), T0)
+    memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)
+    late = memory.run(fixture_payload("credential_expired_firing"), T0 + 301)
+    assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({}, []),
+    ({"api_limit_reached": True}, [("acc-2002", "api_limit_reached", "recovery", 1)]),
+])
+def test_recovery_only_where_enabled(overrides: dict[str, bool],
+                                     expected: list[tuple[str, str, str, int]]) -> None:
+    memory = Memory(Catalog.with_overrides(overrides))
+    memory.run(fixture_payload("api_limit_reached_firing"), T0)
+    assert phases(memory.run(fixture_payload("api_limit_reached_resolved"), T0 + 60)) == expected
+
+
+def test_partly_resolved_group_recovers_one_system_and_repeats_nothing_else() -> None:
+    memory = Memory()
+    memory.run(fixture_payload("credential_expired_grouped_firing"), T0)
+    # Even after the window: the payload is a change (a resolution), not a repeat.
+    decision = memory.run(fixture_payload("credential_expired_grouped_partly_resolved"),
+                          T0 + WINDOW + 5)
+    assert phases(decision) == [("acc-1002", "credential_expired", "recovery", 1)]
+    assert decision.emails[0].alerts[0].labels["system"] == "hubspot"
+    assert decision.deduplicated == {"credential_expired": 2}
+
+
+def test_new_alert_joining_a_group_gets_a_problem_email_listing_only_it() -> None:
+    memory = Memory()
+    grouped = fixture_payload("credential_expired_grouped_firing")
+    first = copy.deepcopy(grouped)
+    first["alerts"] = first["alerts"][:2]
+    memory.run(first, T0)
+    decision = memory.run(grouped, T0 + 120)
+    assert phases(decision) == [("acc-1002", "credential_expired", "problem", 1)]
+    assert decision.emails[0].alerts[0].fingerprint == grouped["alerts"][2]["fingerprint"]
+
+
+def test_alerts_of_several_accounts_in_one_group_are_split_per_account() -> None:
+    decision = Memory().run(fixture_payload("misrouted_two_accounts_firing"), T0)
+    assert phases(decision) == [("acc-4001", "web_visits_dropped", "problem", 1),
+                                ("acc-4002", "web_visits_dropped", "problem", 1)]
+    for email in decision.emails:
+        assert {a.labels["account"] for a in email.alerts} == {email.account}
+
+
+def test_alert_without_account_label_is_kept_as_unroutable() -> None:
+    decision = Memory().run(fixture_payload("no_account_label_firing"), T0)
+    assert decision.emails == []
+    assert [(u.reason, u.kind.name) for u in decision.unroutable] == [
+        ("no_account_label", "data_sync_delayed")]
+    assert decision.received == {"data_sync_delayed": 1}
+
+
+def test_operator_alert_on_the_customer_webhook_is_never_routed_to_an_account() -> None:
+    payload = fixture_payload("operator_firing")
+    payload["alerts"][0]["labels"]["account"] = "acc-1001"
+    decision = Memory().run(payload, T0)
+    assert decision.emails == []
+    assert [u.reason for u in decision.unroutable] == ["operator_alert_on_customer_webhook"]
+
+
+def test_operator_webhook_groups_without_accounts() -> None:
+    memory = Memory()
+    decision = memory.run(fixture_payload("operator_firing"), T0, audience="operator")
+    assert phases(decision) == [("", "generic", "problem", 1)]
+    assert decision.emails[0].account_name == "operators"
+
+
+def test_unknown_alertname_is_the_generic_notification() -> None:
+    decision = Memory().run(fixture_payload("unknown_alertname_firing"), T0)
+    assert phases(decision) == [("acc-2007", "generic", "problem", 1)]
+    assert decision.received == {"generic": 1}
+
+
+def test_resolved_alert_never_notified_sends_nothing() -> None:
+    decision = Memory().run(fixture_payload("credential_expired_resolved"), T0)
+    assert decision.emails == [] and decision.states == []
+
+
+def test_keys_do_not_depend_on_the_clock_or_the_sending_peer() -> None:
+    payload = fixture_payload("data_sync_delayed_firing")
+    peer = copy.deepcopy(payload)
+    peer["externalURL"] = "http://peer.example"
+    peer["truncatedAlerts"] = 0
+    a = Memory().run(payload, T0).emails[0].notification_key
+    b = Memory().run(peer, T0 + 999).emails[0].notification_key
+    assert a == b
