@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -420,8 +421,10 @@ def test_prometheus_scrapes_compose_services_on_their_ports() -> None:
     assert targets
     for target in targets:
         host, port = target.rsplit(":", 1)
-        assert host in SERVICES, f"scrape target {target}: no compose service {host}"
-        assert int(port) in listening_ports(host), f"scrape target {target}: wrong port"
+        # localhost is Prometheus itself, in its own container.
+        service = "prometheus" if host == "localhost" else host
+        assert service in SERVICES, f"scrape target {target}: no compose service {host}"
+        assert int(port) in listening_ports(service), f"scrape target {target}: wrong port"
     assert {t.rsplit(":", 1)[0] for t in targets} >= {"exporter", "mailer"}
 
 
@@ -538,3 +541,113 @@ def test_the_exporter_serves_on_all_interfaces_of_its_container() -> None:
     assert flag_value(args, "--listen") == "0.0.0.0:9730"
     mailer = command_args(SERVICES["mailer"])
     assert mailer[0] == "gunicorn" and mailer[-1] == "mailer.app:create_app()"
+
+
+def test_grafana_rate_interval_floor_is_the_scrape_interval() -> None:
+    config, _ = prometheus_config()
+    grafana = SERVICES["grafana"]
+    provisioning = host_path(grafana, "/etc/grafana/provisioning")
+    [datasource] = yaml.safe_load(
+        (provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert datasource["jsonData"]["timeInterval"] == config["global"]["scrape_interval"]
+
+
+# -- the compose commands, run on loopback ------------------------------------------------
+
+
+def demo_script() -> str:
+    demo = SERVICES["demo"]
+    assert demo["entrypoint"] == ["python", "-c"]
+    [script] = command_args(demo)
+    return script
+
+
+def test_the_demo_driver_reads_only_generated_secrets() -> None:
+    script = demo_script()
+    compile(script, "demo", "exec")
+    names = set(re.findall(r'secret\("([\w.-]+)"\)', script))
+    assert names == {"admin-token", "ingest-token"}
+    directory = re.search(r'os\.path\.join\("([^"]+)", name\)', script)
+    assert directory
+    for name in names:
+        mount, rest = resolve(SERVICES["demo"], f"{directory.group(1)}/{name}")
+        assert rest in generated_secret_files()[mount.source]
+
+
+def on_loopback(args: list[str], replacements: dict[str, str]) -> list[str]:
+    """A compose command with its listen address and data paths replaced."""
+    return [replacements.get(arg, arg) for arg in args]
+
+
+@pytest.mark.integration
+def test_the_compose_services_and_demo_driver_work_together(tmp_path: Path) -> None:
+    """The exporter and mailer started with the compose commands and settings (on loopback),
+    then the demo driver's script run against them: recipients set, facts ingested."""
+    import requests
+
+    from stack.process import Service, free_port, http_ready
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("ingest-token", "webhook-token", "admin-token"):
+        (secrets / name).write_text(f"{name}-{os.getpid()}-local-test\n")
+    exporter_port, mailer_port = free_port(), free_port()
+
+    def environment(service: str) -> dict[str, str]:
+        env = {key: str(value) for key, value in
+               SERVICES[service].get("environment", {}).items()}
+        return {key: value.replace("/run/sysnotify-secrets", str(secrets))
+                for key, value in env.items()}
+
+    exporter_args = command_args(SERVICES["exporter"])
+    exporter_argv = on_loopback(exporter_args, {
+        flag_value(exporter_args, "--listen") or "": f"127.0.0.1:{exporter_port}",
+        flag_value(exporter_args, "--db") or "": str(tmp_path / "exporter.db"),
+    })
+    config = mailer_config()
+    config["store"]["path"] = str(tmp_path / "mailer.db")
+    config["templates_dir"] = str(REPO_ROOT / "templates")
+    config["smtp"]["port"] = free_port()  # nothing listens: the outbox keeps the emails
+    config_path = tmp_path / "mailer.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    mailer_env = environment("mailer") | {"SYSNOTIFY_MAILER_CONFIG": str(config_path)}
+    mailer_args = command_args(SERVICES["mailer"])
+    mailer_argv = on_loopback(mailer_args, {
+        flag_value(mailer_args, "--bind") or "": f"127.0.0.1:{mailer_port}",
+    })
+    bin_dir = Path(sys.executable).parent
+    exporter_argv[0] = str(bin_dir / exporter_argv[0])
+    mailer_argv[0] = str(bin_dir / mailer_argv[0])
+
+    script = demo_script()
+    script = script.replace("http://exporter:9730", f"http://127.0.0.1:{exporter_port}")
+    script = script.replace("http://mailer:9731", f"http://127.0.0.1:{mailer_port}")
+    script = script.replace("/run/sysnotify-secrets", str(secrets))
+
+    exporter_url = f"http://127.0.0.1:{exporter_port}"
+    mailer_url = f"http://127.0.0.1:{mailer_port}"
+    with Service("exporter", exporter_argv, tmp_path / "exporter.log",
+                 ready=http_ready(f"{exporter_url}/healthz"), env=environment("exporter"),
+                 cwd=tmp_path), \
+         Service("mailer", mailer_argv, tmp_path / "mailer.log",
+                 ready=http_ready(f"{mailer_url}/readyz"), env=mailer_env, cwd=REPO_ROOT):
+        demo = subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+            env=os.environ | environment("demo") | {"DEMO_RECOVER_AFTER": "0"}, timeout=120,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "fixes posted" in demo.stdout
+
+        admin = (secrets / "admin-token").read_text().strip()
+        answer = requests.get(f"{mailer_url}/api/v1/accounts/acc-northwind/recipients",
+                              headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+        assert answer.status_code == 200
+        addresses = json.dumps(answer.json())
+        assert "admin@northwind.example" in addresses
+        assert "crm-team@northwind.example" in addresses
+
+        metrics = requests.get(f"{exporter_url}/metrics", timeout=10).text
+        assert re.search(r'abm_account_info\{[^}]*account="acc-umbrella"', metrics)
+        # The recovery was applied: Umbrella's sync is no longer running.
+        assert re.search(r'abm_sync_running\{account="acc-umbrella"\} 0(\.0)?\n', metrics)
