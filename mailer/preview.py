@@ -37,7 +37,8 @@ _INDEX = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).f
 <style>
 body { font-family: Arial, Helvetica, sans-serif; margin: 2em; color: #1c1c1c; }
 table { border-collapse: collapse; }
-th, td { text-align: left; vertical-align: top; padding: 6px 12px; border-bottom: 1px solid #dde3e9; }
+th, td { text-align: left; vertical-align: top; padding: 6px 12px; }
+td { border-bottom: 1px solid #dde3e9; }
 th { background: #eef2f6; }
 .subject { color: #3b4650; font-size: 13px; }
 .error { color: #b3261e; font-size: 13px; }
@@ -51,10 +52,14 @@ code { font-size: 13px; }
 <tr><th>Notification</th><th>Email</th><th>Subject</th><th>Preview</th></tr>
 {% for row in rows %}
 <tr>
-{% if row.first %}<td rowspan="{{ row.span }}"><strong>{{ row.kind.title }}</strong><br>
-<code>{{ row.kind.name }}</code>{% if row.kind.alertname %} &middot; <code>{{ row.kind.alertname }}</code>{% endif %}</td>{% endif %}
+{% if row.first %}
+<td rowspan="{{ row.span }}"><strong>{{ row.kind.title }}</strong><br>
+<code>{{ row.kind.name }}</code>
+{% if row.kind.alertname %} &middot; <code>{{ row.kind.alertname }}</code>{% endif %}</td>
+{% endif %}
 <td>{{ row.label }}<br><code>{{ row.template }}</code></td>
-<td>{% if row.error %}<span class="error">{{ row.error }}</span>{% else %}<span class="subject">{{ row.subject }}</span>{% endif %}</td>
+<td>{% if row.error %}<span class="error">{{ row.error }}</span>
+{% else %}<span class="subject">{{ row.subject }}</span>{% endif %}</td>
 <td><a href="{{ row.html_url }}">HTML</a> &middot; <a href="{{ row.text_url }}">text</a></td>
 </tr>
 {% endfor %}

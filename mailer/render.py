@@ -231,6 +231,12 @@ def one_line(value: Any) -> str:
     return _WHITESPACE.sub(" ", str(value)).strip()
 
 
+def category_name(value: Any) -> str:
+    """A `category` label value → how emails name it ("web_visits" → "web visit")."""
+    text = str(value)
+    return CATEGORY_NAMES.get(text, text.replace("_", " "))
+
+
 def pluralize(count: Any, singular: str, plural: str | None = None) -> str:
     """1, "system" → "system"; 3 → "systems"."""
     number = _to_number(count)
@@ -247,6 +253,7 @@ FILTERS: Mapping[str, Callable[..., Any]] = {
     "in_days": format_in_days,
     "days_since": days_since,
     "join_names": join_names,
+    "category_name": category_name,
     "system_name": system_name,
     "one_line": one_line,
     "pluralize": pluralize,
@@ -373,7 +380,7 @@ class Renderer:
             "systems": systems,
             "recipient": request.recipient,
             "category": category,
-            "category_name": CATEGORY_NAMES.get(category, category.replace("_", " ")),
+            "category_name": category_name(category),
             "generated_at": request.generated_at,
             "console": lambda purpose="": self.console_link(purpose),
             "manage_url": self.console_link("notifications"),

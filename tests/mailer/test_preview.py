@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from flask import Flask
 
 from mailer.catalog import Catalog
 from mailer.preview import create_preview_blueprint
-from mailer.render import Renderer, phases_of
+from mailer.render import TEMPLATES_DIR, Renderer, phases_of
 from mailer.samples import SAMPLE_BRAND
 
 CATALOG = Catalog()
@@ -80,6 +82,7 @@ def test_reminder_phase_and_subscriber_role(preview_client: Any) -> None:
 def test_unknown_notification_is_404_json(preview_client: Any) -> None:
     response = preview_client.get("/preview/no_such_thing")
     assert response.status_code == 404
+    assert response.json is not None
     assert response.json["error"] == "unknown notification 'no_such_thing'"
     assert "credential_expiring" in response.json["known"]
 
@@ -100,11 +103,7 @@ def test_bad_parameters_are_400_naming_each(preview_client: Any) -> None:
     assert "role must be one of primary, subscriber, not 'boss'" in message
 
 
-def test_broken_template_is_500_naming_it(tmp_path: Any) -> None:
-    import shutil
-
-    from mailer.render import TEMPLATES_DIR
-
+def test_broken_template_is_500_naming_it(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)
     (templates / "generic" / "subject.txt").write_text("{{ missing_variable }}")
@@ -113,7 +112,8 @@ def test_broken_template_is_500_naming_it(tmp_path: Any) -> None:
     client = app.test_client()
     response = client.get("/preview/generic")
     assert response.status_code == 500
-    assert response.json["error"] == "render subject of generic: 'missing_variable' is undefined"
+    assert response.json == {
+        "error": "render subject of generic: 'missing_variable' is undefined"}
     index = client.get("/preview/").get_data(as_text=True)  # the others still listed
     assert "render subject of generic" in index
     assert "Salesforce password for Acme Corp expires in 7 days" in index
