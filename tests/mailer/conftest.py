@@ -7,6 +7,7 @@ started again on the same port.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import email
 import email.policy
@@ -46,6 +47,15 @@ class RecordingHandler:
         self.rcpt_reply: str | None = None  # e.g. "451 try later" or "550 no such user"
         self.rcpt_reply_count = 0  # how many RCPTs get it; 0 = until cleared
         self.refused_addresses: dict[str, str] = {}  # address -> reply, always
+        self.sessions = 0  # EHLOs seen: one per SMTP connection
+        self.data_delay = 0.0  # seconds to wait before accepting DATA (slow server)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        with self.lock:
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -63,6 +73,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),

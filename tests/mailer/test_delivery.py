@@ -1,0 +1,167 @@
+"""Delivery: retries, permanent failures, SMTP outages, leases, connection reuse."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from mailer.app import mailer_of
+from mailer.delivery import DeliveryWorker, backoff_delay
+from mailer.model import EmailRequest, RenderedEmail
+from mailer.outbox import Queue
+from tests.mailer.conftest import FakeClock, SmtpServer, admin, deliver, fixture_payload, post
+from tests.mailer.test_webhook import PRIMARY, metric, register
+
+
+def queue_three(app: Any) -> Any:
+    """Registers acc-1001's recipients and queues its credential_expired problem: 3 emails."""
+    client = app.test_client()
+    register(app, "acc-1001")
+    assert post(client, fixture_payload("credential_expired_firing")).json["queued"] == 3
+    return client
+
+
+def pending(app: Any) -> int:
+    return mailer_of(app).store.connection().execute(
+        "SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+
+
+def test_transient_refusal_is_retried_with_backoff_then_delivered_once(
+        app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    client = queue_three(app)
+    smtp_server.fail("451 4.3.0 try again later")
+    assert deliver(app) == {"retry": 3}
+    assert deliver(app) == {}  # nothing due before the backoff elapses
+    smtp_server.heal()
+    clock.advance(1)
+    assert deliver(app) == {"sent": 3}
+    clock.advance(60)
+    assert deliver(app) == {}
+    assert len(smtp_server.messages) == 3
+    assert metric(client, "sysnotify_mailer_smtp_errors_total", 'kind="transient"') == 3
+    assert metric(client, "sysnotify_mailer_emails_sent_total",
+                  'notification="credential_expired"') == 3
+
+
+def test_permanent_refusal_fails_that_email_only_visibly_and_counted(
+        app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    client = queue_three(app)
+    smtp_server.refuse(PRIMARY)
+    assert deliver(app) == {"failed": 1, "sent": 2}
+    clock.advance(3600)
+    assert deliver(app) == {}  # never retried
+    failed = admin(client, "GET", "/emails?status=failed").json["emails"]
+    assert [(e["recipient"], e["attempts"]) for e in failed] == [(PRIMARY, 1)]
+    assert failed[0]["last_error"].startswith(f"RCPT TO {PRIMARY}: 550")
+    assert metric(client, "sysnotify_mailer_emails_failed_total",
+                  'notification="credential_expired"') == 1
+    assert metric(client, "sysnotify_mailer_smtp_errors_total", 'kind="permanent"') == 1
+
+
+def test_smtp_down_then_up_delivers_everything_exactly_once(
+        app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    queue_three(app)
+    smtp_server.stop()
+    for _ in range(3):
+        assert set(deliver(app)) <= {"retry"}
+        clock.advance(5)
+    assert pending(app) == 3
+    smtp_server.start()
+    assert deliver(app) == {"sent": 3}
+    clock.advance(3600)
+    assert deliver(app) == {}
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.messages) == sorted(
+        {r.rcpt_tos[0] for r in smtp_server.messages})
+    assert len(smtp_server.messages) == 3
+
+
+def test_attempts_are_capped(make_app: Any, smtp_server: SmtpServer,
+                                     clock: FakeClock) -> None:
+    app = make_app(delivery={"max_attempts": 2, "max_age": "1h"})
+    client = queue_three(app)
+    smtp_server.fail("421 4.7.0 busy")
+    assert deliver(app) == {"retry": 3}
+    clock.advance(5)
+    assert deliver(app) == {"failed": 3}
+    errors = [e["last_error"] for e in admin(client, "GET", "/emails?status=failed"
+                                             ).json["emails"]]
+    assert all(e.startswith("gave up after 2 attempts") for e in errors)
+    assert metric(client, "sysnotify_mailer_emails_failed_total",
+                  'notification="credential_expired"') == 3
+
+
+def test_max_age_gives_up_on_old_emails(make_app: Any, smtp_server: SmtpServer,
+                                        clock: FakeClock) -> None:
+    app = make_app(delivery={"max_attempts": 100, "max_age": "10m"})
+    client = queue_three(app)
+    smtp_server.fail("451 later")
+    assert deliver(app) == {"retry": 3}
+    clock.advance(601)
+    assert deliver(app) == {"failed": 3}
+    assert all(e["last_error"].startswith("gave up after too old")
+               for e in admin(client, "GET", "/emails?status=failed").json["emails"])
+
+
+def test_one_connection_is_reused_across_messages(app: Any, smtp_server: SmtpServer,
+                                                  clock: FakeClock) -> None:
+    queue_three(app)
+    deliver(app)
+    assert smtp_server.handler.sessions == 1
+    # After the server dropped it, the next message reconnects transparently.
+    smtp_server.stop()
+    smtp_server.start()
+    post(app.test_client(), fixture_payload("credential_expired_resolved"))
+    assert deliver(app) == {"sent": 3}
+    assert smtp_server.handler.sessions == 2
+
+
+def test_a_claimed_row_is_not_claimed_again_until_its_lease_expires(
+        app: Any, clock: FakeClock) -> None:
+    queue_three(app)
+    store = mailer_of(app).store
+    first, second = Queue(store, "worker-a", 30), Queue(store, "worker-b", 30)
+    claimed = [first.claim(clock()), first.claim(clock()), first.claim(clock())]
+    assert len({row.id for row in claimed if row}) == 3
+    assert second.claim(clock()) is None
+    clock.advance(31)  # worker-a died: its leases expire and worker-b takes over
+    taken = [second.claim(clock()) for _ in range(3)]
+    assert {row.id for row in taken if row} == {row.id for row in claimed if row}
+
+
+class BrokenRenderer:
+    def render(self, request: EmailRequest) -> RenderedEmail:
+        raise ValueError("render subject of credential_expired: 'oops' is undefined")
+
+
+def test_a_template_failure_fails_the_email_permanently(app: Any, smtp_server: SmtpServer,
+                                                        clock: FakeClock) -> None:
+    client = queue_three(app)
+    mailer = mailer_of(app)
+    worker = DeliveryWorker(mailer.store, mailer.catalog, BrokenRenderer(),
+                            mailer.workers[0].sender, mailer.config.brand,
+                            mailer.config.delivery, 86400, clock)
+    assert worker.drain() == {"failed": 3}
+    assert smtp_server.messages == []
+    errors = [e["last_error"] for e in admin(client, "GET", "/emails").json["emails"]]
+    assert errors == ["prepare message: render subject of credential_expired: 'oops' is "
+                      "undefined"] * 3
+
+
+def test_background_thread_delivers_without_being_driven(make_app: Any,
+                                                         smtp_server: SmtpServer) -> None:
+    app = make_app(start_delivery=True)
+    queue_three(app)
+    deadline = time.monotonic() + 20
+    while len(smtp_server.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(smtp_server.messages) == 3
+
+
+@pytest.mark.parametrize(("attempts", "low", "high"), [
+    (1, 2.5, 5.0), (2, 5.0, 10.0), (3, 10.0, 20.0), (10, 30.0, 60.0)])
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempts: int, low: float,
+                                                           high: float) -> None:
+    assert backoff_delay(attempts, 5, 60, rng=lambda: 0.0) == low
+    assert backoff_delay(attempts, 5, 60, rng=lambda: 1.0) == high
