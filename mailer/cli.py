@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(path: str | None) -> MailerConfig:
-    return load_config(path) if path else load_config()
+def _config(path: str | None, require_webhook_token: bool) -> MailerConfig:
+    return load_config(path, require_webhook_token=require_webhook_token)
 
 
 def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        config = _config(args.config)
+        # Managing recipients needs the store, not the webhook's secret.
+        config = _config(args.config, require_webhook_token=args.command != "recipients")
         if args.command == "recipients":
             return _recipients(args, config)
         return _deliver(config)

@@ -262,11 +262,13 @@ def _brand(reader: _Reader) -> Brand:
     return Brand(**values)
 
 
-def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> MailerConfig:
+def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None,
+                require_webhook_token: bool = True) -> MailerConfig:
     """Reads and validates the config file and secrets.
 
     :param path: the YAML file; defaults to $SYSNOTIFY_MAILER_CONFIG.
     :param env: the environment to read secrets from (default: os.environ).
+    :param require_webhook_token: False for tools that serve no webhook (the recipients CLI).
     :raise ConfigError: listing every problem.
     """
     env = os.environ if env is None else env
@@ -281,11 +283,13 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
     except yaml.YAMLError as error:
         raise ConfigError([f"{path}: not valid YAML: {error}"]) from None
-    return config_from_mapping(raw, env, base_dir=path.parent)
+    return config_from_mapping(raw, env, base_dir=path.parent,
+                               require_webhook_token=require_webhook_token)
 
 
 def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None,
-                        base_dir: Path | None = None) -> MailerConfig:
+                        base_dir: Path | None = None,
+                        require_webhook_token: bool = True) -> MailerConfig:
     """Validates an already-parsed config mapping (the YAML document)."""
     env = os.environ if env is None else env
     base_dir = base_dir or Path.cwd()
@@ -304,7 +308,7 @@ def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None,
     secret_unreadable = len(problems) > problems_before
     max_body = webhook_reader.integer("max_body_bytes", 1_048_576, 1024)
     webhook_reader.reject_unknown()
-    if webhook_token is None and not secret_unreadable:
+    if webhook_token is None and not secret_unreadable and require_webhook_token:
         problems.append(f"webhook token: set {WEBHOOK_TOKEN_ENV}, {WEBHOOK_TOKEN_ENV}_FILE or "
                         "webhook.token_file")
 

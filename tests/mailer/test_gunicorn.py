@@ -1,0 +1,146 @@
+"""The mailer under real gunicorn (2 workers): webhooks in, emails out, metrics across
+workers, and a SIGKILL in the middle of delivery."""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from stack.process import Service, free_port, http_ready
+from tests.mailer.conftest import (
+    ADMIN_TOKEN,
+    TOKENS_ENV,
+    WEBHOOK_TOKEN,
+    SmtpServer,
+    config_mapping,
+    fixture_payload,
+)
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+FIRING = ["credential_expired_firing", "credential_expired_grouped_firing",
+          "data_sync_delayed_firing", "web_visits_dropped_firing", "api_limit_reached_firing",
+          "privacy_optout_reminder_firing"]
+RECIPIENTS = ("primary@customer.example", "team@customer.example", "backup@customer.example")
+
+
+def write_config(tmp_path: Path, smtp_port: int) -> Path:
+    mapping = config_mapping(
+        tmp_path, smtp_port, smtp={"timeout": "2s"},
+        delivery={"poll_interval": "0.1s", "lease": "5s", "backoff_initial": "0.2s",
+                  "backoff_max": "1s"})
+    path = tmp_path / "mailer.yml"
+    path.write_text(yaml.safe_dump(mapping))
+    return path
+
+
+def cli(config: Path, *argv: str) -> None:
+    subprocess.run([str(BIN / "sysnotify-mailer"), "--config", str(config), *argv],
+                   check=True, capture_output=True, env={"PATH": str(BIN)})
+
+
+def register_all(config: Path) -> int:
+    """Three recipients subscribed to everything per account; returns the emails expected."""
+    accounts = sorted({a["labels"]["account"] for name in FIRING
+                       for a in fixture_payload(name)["alerts"]})
+    for account in accounts:
+        cli(config, "recipients", "set-primary", account, RECIPIENTS[0])
+        for address in RECIPIENTS[1:]:
+            cli(config, "recipients", "add", account, address, "--categories",
+                "credentials,api_limits,web_visits,privacy,sync")
+    return len(accounts) * len(RECIPIENTS)
+
+
+def mailer_service(tmp_path: Path, config: Path, port: int) -> Service:
+    argv = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "5", "mailer.app:create_app()"]
+    env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
+    return Service("mailer", argv, tmp_path / "mailer.log", env=env,
+                   ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)
+
+
+def post_all(port: int, names: list[str]) -> list[int]:
+    def send(name: str) -> int:
+        return requests.post(f"http://127.0.0.1:{port}/alertmanager/webhook",
+                             json=fixture_payload(name), timeout=30,
+                             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}).status_code
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(send, names))
+
+
+def wait_for(condition: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_two_workers_deliver_each_email_once_and_agree_on_metrics(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    expected = register_all(config)
+    port = free_port()
+    with mailer_service(tmp_path, config, port):
+        # Each payload twice (an Alertmanager retry or HA peer), concurrently.
+        assert post_all(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
+        assert wait_for(lambda: len(smtp_server.messages) >= expected)
+        time.sleep(0.5)  # anything extra would show up now
+        ids = [r.message["Message-ID"] for r in smtp_server.messages]
+        assert len(ids) == expected == len(set(ids))
+        for _ in range(6):  # several scrapes land on both workers
+            samples = scrape(port)
+            assert sum(v for k, v in samples.items()
+                       if k.startswith("sysnotify_mailer_emails_sent_total")) == expected
+            assert samples['sysnotify_mailer_webhook_requests_total{code="200"}'] == \
+                2 * len(FIRING)
+            assert sum(v for k, v in samples.items() if k.startswith(
+                "sysnotify_mailer_notifications_deduplicated_total")) == 8
+            assert samples["sysnotify_mailer_outbox_pending_emails"] == 0
+        response = requests.get(f"http://127.0.0.1:{port}/api/v1/emails?status=sent",
+                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        assert len(response.json()["emails"]) == expected
+
+
+def test_sigkill_during_delivery_then_restart_delivers_the_rest(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    expected = register_all(config)
+    smtp_server.handler.data_delay = 0.3  # a slow server keeps deliveries in flight
+    port = free_port()
+    service = mailer_service(tmp_path, config, port)
+    with service:
+        assert post_all(port, FIRING) == [200] * len(FIRING)
+        assert wait_for(lambda: len(smtp_server.messages) >= 2)
+        service.kill()
+    before = len(smtp_server.messages)
+    assert before < expected, "delivery finished before the kill; slow the server down"
+    with mailer_service(tmp_path, config, port):
+        assert wait_for(lambda: len({r.message["Message-ID"] for r in smtp_server.messages})
+                        >= expected)
+    conn = sqlite3.connect(tmp_path / "mailer.db")
+    rows = conn.execute("SELECT message_id, status FROM outbox").fetchall()
+    conn.close()
+    assert len(rows) == expected and {status for _, status in rows} == {"sent"}
+    received = collections.Counter(r.message["Message-ID"] for r in smtp_server.messages)
+    assert set(received) == {message_id for message_id, _ in rows}
+    # At most the emails in flight at the kill (one per delivery thread) arrive twice.
+    assert sum(count - 1 for count in received.values()) <= 2
