@@ -13,6 +13,7 @@ Golden files of every sample email live in tests/golden; regenerate them with
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from collections.abc import Callable, Mapping
@@ -82,12 +83,12 @@ def template_for(kind: NotificationKind, phase: Phase) -> str:
 def _to_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
     try:
-        return float(str(value).strip())
-    except ValueError:
+        number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    except (ValueError, OverflowError):
         return None
+    # "nan" and "inf" parse as floats but are not counts anyone can read
+    return number if math.isfinite(number) else None
 
 
 def format_number(value: Any, decimals: int = 0) -> str:

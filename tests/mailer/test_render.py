@@ -10,6 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailer.catalog import DEFAULT_KINDS, GENERIC, Catalog, NotificationKind
 from mailer.model import AlertView, EmailRequest
@@ -382,7 +384,8 @@ def test_brand_without_logo_shows_the_product_name(renderer: Renderer) -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("1234567", "1,234,567"), (11087.25, "11,087"), ("0", "0"), ("n/a", "n/a")])
+    ("1234567", "1,234,567"), (11087.25, "11,087"), ("0", "0"), ("n/a", "n/a"),
+    ("inf", "inf"), ("1e400", "1e400")])
 def test_format_number(value: object, expected: str) -> None:
     assert format_number(value) == expected
 
@@ -410,7 +413,7 @@ def test_format_duration(value: object, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("7", "in 7 days"), ("1", "in 1 day"), ("0", "today"), ("", "soon")])
+    ("7", "in 7 days"), ("1", "in 1 day"), ("0", "today"), ("", "soon"), ("inf", "soon")])
 def test_format_in_days(value: str, expected: str) -> None:
     assert format_in_days(value) == expected
 
@@ -430,3 +433,26 @@ def test_wrap_text_keeps_urls_whole_and_indents_list_items() -> None:
     assert all(len(line) <= 76 for line in lines[:-1])
     assert all(line.startswith("  ") for line in lines[1:-1])
     assert lines[-1] == url
+
+
+# -- any label or annotation text renders safely ---------------------------------------------
+
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from([k.name for k in CATALOG.kinds()]),
+       label=any_text, annotation=any_text, account_name=any_text)
+def test_any_values_render_with_one_line_subject_and_no_markup_from_data(
+        renderer: Renderer, name: str, label: str, annotation: str, account_name: str) -> None:
+    sample = sample_request(kind(name), "problem")
+    alerts = tuple(
+        replace(a, labels={**a.labels, "system": label, "platform": label, "category": label},
+                annotations={key: annotation for key in a.annotations})
+        for a in sample.alerts)
+    email = renderer.render(replace(sample, alerts=alerts, account_name=account_name))
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert email.subject == email.subject.strip() and email.subject
+    parsed = ParsedHtml(email.html)
+    assert "script" not in parsed.tags
+    assert parsed.tags.count("img") == 1
