@@ -437,7 +437,7 @@ def test_wrap_text_keeps_urls_whole_and_indents_list_items() -> None:
 
 # -- any label or annotation text renders safely ---------------------------------------------
 
-any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 @settings(max_examples=60, deadline=None)
