@@ -71,15 +71,15 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
                     ",".join(recipient.categories)
                 print(f"{recipient.address}\t{recipient.role}\t{categories}")
         elif args.action == "add":
-            categories = [c.strip() for c in args.categories.split(",") if c.strip()]
-            added = registry.add(args.account, args.address, categories)
+            chosen = [c.strip() for c in args.categories.split(",") if c.strip()]
+            added = registry.add(args.account, args.address, chosen)
             print(f"{added.address} receives {', '.join(added.categories)} for {args.account}")
         elif args.action == "remove":
             registry.remove(args.account, args.address)
             print(f"{args.address} removed from {args.account}")
         elif args.action == "set-primary":
-            chosen = registry.set_primary(args.account, args.address)
-            print(f"{chosen.address} is now the primary administrator of {args.account}")
+            primary = registry.set_primary(args.account, args.address)
+            print(f"{primary.address} is now the primary administrator of {args.account}")
     finally:
         store.close()
     return 0

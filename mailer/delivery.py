@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Protocol
 
 from mailer import counters
@@ -45,7 +46,7 @@ class RendererLike(Protocol):
 
 
 class SenderLike(Protocol):
-    def send(self, message: object, sender: str, recipient: str) -> None: ...
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> None: ...
 
     def close(self) -> None: ...
 

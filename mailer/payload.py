@@ -78,7 +78,8 @@ class Data:
         """
         parts = [self.receiver, self.group_key]
         for alert in sorted(self.alerts, key=lambda a: (a.fingerprint, a.starts_at_text)):
-            ends = format_time(alert.ends_at) if alert.status == "resolved" and alert.ends_at else ""
+            resolved = alert.status == "resolved" and alert.ends_at is not None
+            ends = format_time(alert.ends_at) if resolved else ""
             parts.append(f"{alert.fingerprint}|{alert.status}|{alert.starts_at_text}|{ends}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

@@ -7,6 +7,7 @@ admin API and the `sysnotify-mailer recipients` CLI both use this module on the 
 
 from __future__ import annotations
 
+import builtins
 import re
 import sqlite3
 import time
@@ -154,7 +155,7 @@ class Registry:
                 (account, address, time.time()))
         return RegisteredRecipient(account, address, "primary", CATEGORIES)
 
-    def accounts(self) -> list[str]:
+    def accounts(self) -> builtins.list[str]:
         rows = self.store.connection().execute(
             "SELECT DISTINCT account FROM recipients ORDER BY account").fetchall()
         return [row["account"] for row in rows]

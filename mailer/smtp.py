@@ -33,8 +33,12 @@ class PermanentSendError(SendError):
     kind = "permanent"
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def _classify(step: str, code: int, text: bytes | str) -> SendError:
-    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    detail = _text(text)
     message = f"{step}: {code} {detail}".strip()
     if 500 <= code < 600:
         return PermanentSendError(message)
@@ -75,13 +79,13 @@ class SmtpSender:
                 conn.login(cfg.username, cfg.password or "")
         except smtplib.SMTPAuthenticationError as error:
             raise TransientSendError(f"authenticate as {cfg.username}: {error.smtp_code} "
-                                     f"{error.smtp_error.decode(errors='replace')}") from error
+                                     f"{_text(error.smtp_error)}") from error
         except smtplib.SMTPNotSupportedError as error:
             raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error}") from error
         except smtplib.SMTPResponseException as error:
             # A 5xx greeting or EHLO is a server problem, not this message's: retry later.
             raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error.smtp_code} "
-                                     f"{error.smtp_error.decode(errors='replace')}") from error
+                                     f"{_text(error.smtp_error)}") from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error}") from error
         return conn

@@ -6,7 +6,8 @@ survive the latter). Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's
 lock up front: concurrent gunicorn workers and delivery threads serialise there instead of
 failing half-way with SQLITE_BUSY on lock upgrade.
 
-The schema is versioned with `PRAGMA user_version`; MIGRATIONS[i] upgrades version i to i+1 (statements split on ";", so no ";" in comments).
+The schema is versioned with `PRAGMA user_version`; MIGRATIONS[i] upgrades version i to
+i+1. Statements are split on ";", so the SQL comments must not contain one.
 """
 
 from __future__ import annotations
