@@ -1,0 +1,144 @@
+"""The SMTP sender against real servers: STARTTLS with AUTH, implicit TLS, classification."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from mailer.config import SmtpConfig
+from mailer.smtp import PermanentSendError, SmtpSender, TransientSendError
+from stack.process import free_port
+from tests.mailer.conftest import RecordingHandler, SmtpServer
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1."""
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and \
+        (auth_data.login, auth_data.password) == (b"mailer", b"right-password")
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+
+
+def serve(handler: RecordingHandler, **options: Any) -> Iterator[int]:
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def starttls_server(tls_context: ssl.SSLContext) -> Iterator[tuple[RecordingHandler, int]]:
+    handler = RecordingHandler()
+    for port in serve(handler, tls_context=tls_context, require_starttls=True,
+                      authenticator=authenticate, auth_require_tls=True):
+        yield handler, port
+
+
+@pytest.fixture
+def implicit_tls_server(tls_context: ssl.SSLContext) -> Iterator[tuple[RecordingHandler, int]]:
+    handler = RecordingHandler()
+    for port in serve(handler, ssl_context=tls_context):
+        yield handler, port
+
+
+def message(to: str = "a@corp.example") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "no-reply@acme.example"
+    msg["To"] = to
+    msg["Subject"] = "test"
+    msg.set_content("body")
+    return msg
+
+
+def sender(port: int, **options: Any) -> SmtpSender:
+    return SmtpSender(SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=5,
+                                 verify_tls=False, **options))
+
+
+def test_starttls_with_authentication(starttls_server: tuple[RecordingHandler, int]) -> None:
+    handler, port = starttls_server
+    smtp = sender(port, security="starttls", username="mailer", password="right-password")
+    try:
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+        smtp.send(message("b@corp.example"), "no-reply@acme.example", "b@corp.example")
+    finally:
+        smtp.close()
+    assert [m.rcpt_tos for m in handler.messages] == [["a@corp.example"], ["b@corp.example"]]
+    assert handler.sessions == 2  # EHLO before and after STARTTLS, on one connection
+
+
+def test_wrong_password_is_transient_and_names_the_step(
+        starttls_server: tuple[RecordingHandler, int]) -> None:
+    _handler, port = starttls_server
+    smtp = sender(port, security="starttls", username="mailer", password="wrong")
+    with pytest.raises(TransientSendError, match="^authenticate as mailer: 535"):
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+
+
+def test_certificate_is_verified_by_default(starttls_server: tuple[RecordingHandler, int]
+                                            ) -> None:
+    _handler, port = starttls_server
+    smtp = SmtpSender(SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=5))
+    with pytest.raises(TransientSendError, match="CERTIFICATE_VERIFY_FAILED"):
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+
+
+def test_implicit_tls(implicit_tls_server: tuple[RecordingHandler, int]) -> None:
+    handler, port = implicit_tls_server
+    smtp = sender(port, security="tls")
+    try:
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+    finally:
+        smtp.close()
+    assert [m.rcpt_tos for m in handler.messages] == [["a@corp.example"]]
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    ("421 4.7.0 closing", TransientSendError),
+    ("451 4.3.0 try later", TransientSendError),
+    ("550 5.1.1 no such user", PermanentSendError),
+    ("553 5.1.3 bad address", PermanentSendError),
+])
+def test_replies_are_classified(smtp_server: SmtpServer, reply: str,
+                                error: type[Exception]) -> None:
+    smtp_server.fail(reply)
+    smtp = sender(smtp_server.port, security="none")
+    try:
+        with pytest.raises(error, match=f"^RCPT TO a@corp.example: {reply[:3]}"):
+            smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+        smtp_server.heal()
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")  # connection kept
+    finally:
+        smtp.close()
+    assert len(smtp_server.messages) == 1
+
+
+def test_unreachable_server_is_transient() -> None:
+    smtp = sender(free_port(), security="none")
+    with pytest.raises(TransientSendError, match="^connect to 127.0.0.1:"):
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+
+
