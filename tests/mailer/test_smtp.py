@@ -6,7 +6,6 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
