@@ -165,3 +165,37 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempts: int, low: f
                                                            high: float) -> None:
     assert backoff_delay(attempts, 5, 60, rng=lambda: 0.0) == low
     assert backoff_delay(attempts, 5, 60, rng=lambda: 1.0) == high
+
+
+def test_alert_state_not_seen_for_the_retention_is_forgotten(app: Any, clock: FakeClock
+                                                             ) -> None:
+    from mailer.outbox import prune_state
+
+    queue_three(app)
+    store = mailer_of(app).store
+    clock.advance(10 * 86400)
+    post(app.test_client(), fixture_payload("data_sync_delayed_firing"))
+    assert prune_state(store, clock(), 5 * 86400) == 1  # the credential alert, not the sync one
+    remaining = store.connection().execute("SELECT notification FROM alert_state").fetchall()
+    assert [r[0] for r in remaining] == ["data_sync_delayed"]
+
+
+def test_deliver_command_sends_what_is_due(tmp_path: Any, app: Any, smtp_server: SmtpServer,
+                                           clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from mailer.cli import main
+    from tests.mailer.conftest import TOKENS_ENV, config_mapping
+
+    clock.now = time.time() - 1  # the command runs on the real clock
+    queue_three(app)
+    path = tmp_path / "mailer.yml"
+    path.write_text(yaml.safe_dump(config_mapping(tmp_path, smtp_server.port)))
+    for name, value in TOKENS_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--config", str(path), "deliver"]) == 0
+    assert capsys.readouterr().out.strip() == "sent: 3"
+    assert len(smtp_server.messages) == 3
+    assert main(["--config", str(path), "deliver"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing due"
