@@ -41,7 +41,7 @@ class Mailer:
         self.store.migrate()
         self.renderer = renderer
         self.intake = Intake(self.store, self.catalog, sender_domain(config.brand),
-                             config.dedup.duplicate_window_seconds, config.operators.addresses,
+                             config.dedup.window_for, config.operators.addresses,
                              clock)
         self.registry_api = Registry(self.store)
         self.registry = registry_for(self.store, self.catalog)

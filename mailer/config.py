@@ -87,6 +87,12 @@ class DeliveryConfig:
 class DedupConfig:
     duplicate_window_seconds: float = 3600.0
     state_retention_seconds: float = 30 * 86_400.0
+    # Per Alertmanager receiver name, for receivers whose routes repeat faster than the
+    # default window (e.g. a Watchdog repeated every 10 minutes to `operators`).
+    receiver_windows: Mapping[str, float] = field(default_factory=dict)
+
+    def window_for(self, receiver: str) -> float:
+        return self.receiver_windows.get(receiver, self.duplicate_window_seconds)
 
 
 @dataclass(frozen=True)
@@ -353,10 +359,14 @@ def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None,
                         "worker may reclaim an email while it is being sent")
 
     dedup_reader = top.section_of("dedup")
+    windows_reader = dedup_reader.section_of("receiver_windows")
+    receiver_windows = {str(name): windows_reader.duration(str(name), 0.0, minimum=1.0)
+                        for name in windows_reader.raw}
     dedup = DedupConfig(
         duplicate_window_seconds=dedup_reader.duration("duplicate_window", 3600.0, minimum=1.0),
         state_retention_seconds=dedup_reader.duration("state_retention", 30 * 86_400.0,
                                                       minimum=60.0),
+        receiver_windows={k: v for k, v in receiver_windows.items() if v},
     )
     dedup_reader.reject_unknown()
     if dedup.state_retention_seconds <= dedup.duplicate_window_seconds:

@@ -144,12 +144,12 @@ class Intake:
     """Turns accepted payloads into outbox rows, durably."""
 
     def __init__(self, store: Store, catalog: Catalog, sender_domain: str,
-                 duplicate_window: float, operator_addresses: Sequence[str],
+                 duplicate_window: Callable[[str], float], operator_addresses: Sequence[str],
                  clock: Callable[[], float]) -> None:
         self.store = store
         self.catalog = catalog
         self.sender_domain = sender_domain
-        self.duplicate_window = duplicate_window
+        self.duplicate_window = duplicate_window  # by Alertmanager receiver name
         self.operator_addresses = tuple(operator_addresses)
         self.clock = clock
 
@@ -174,7 +174,8 @@ class Intake:
         queued = undeliverable = 0
         with self.store.write() as tx:
             states = _load_states(tx, data)
-            decision = decide(data, self.catalog, states, now, self.duplicate_window, audience)
+            decision = decide(data, self.catalog, states, now,
+                              self.duplicate_window(data.receiver), audience)
             for state in decision.states:
                 _save_state(tx, state)
             for item in decision.unroutable:

@@ -41,6 +41,7 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
     mapping["brand"].pop("console_url")
     mapping["brand"]["sender_address"] = "not an address"
     mapping["notifications"] = {"send_recovery": {"web_visits_dropped": True, "nope": True}}
+    mapping["dedup"]["receiver_windows"] = {"operators": "often"}
     mapping["extra"] = 1
     problems = problems_of(mapping, env={})
     text = "\n".join(problems)
@@ -56,6 +57,7 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
         "notification 'web_visits_dropped' has no recovery template",
         "unknown notification 'nope'",
         "top level: unknown keys: extra",
+        "dedup.receiver_windows.operators: not a duration: 'often'",
     ]:
         assert expected in text
     assert len(problems) >= 10

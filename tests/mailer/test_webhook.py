@@ -314,3 +314,20 @@ def test_outbox_rows_are_unique_per_notification_and_recipient(app: Any, client:
                      " account, message_id, request, received_at, queued_at, next_attempt_at)"
                      " VALUES (?, ?, 'x', 'problem', 'a', 'm', '{}', 0, 0, 0)",
                      (row["notification_key"], row["recipient"]))
+
+
+def test_a_receiver_can_have_a_shorter_duplicate_window(
+        make_app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    app = make_app(dedup={"receiver_windows": {"operators": "5m"}})
+    client = app.test_client()
+    payload = fixture_payload("operator_firing")
+    assert post(client, payload, "/operators/webhook").json["queued"] == 1
+    clock.advance(120)
+    assert post(client, payload, "/operators/webhook").json["queued"] == 0
+    clock.advance(300)  # past the operators' 5m window, far inside the default 1h
+    assert post(client, payload, "/operators/webhook").json["queued"] == 1
+    register(app, "acc-1001")
+    customer = fixture_payload("credential_expired_firing")
+    post(client, customer)
+    clock.advance(600)
+    assert post(client, customer).json["queued"] == 0
