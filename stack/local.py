@@ -113,6 +113,7 @@ class LocalStack:
                 exporter=self.ports.exporter,
                 mailer=self.ports.mailer,
                 alertmanager=self.ports.alertmanager,
+                prometheus=self.ports.prometheus,
             ),
             self.scale,
             webhook_token=self.tokens.webhook,

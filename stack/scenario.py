@@ -10,6 +10,10 @@ Each customer notification has an account of its own, so every email can be trac
 | acc-globex | web visits fell to a fifth of the norm, on 3 pages only | - |
 | acc-initech | 4 privacy opt-out requests pending | - |
 | acc-umbrella | daily sync running for 7 hours | the sync finishes: "data sync completed" |
+| acc-wayne | Salesforce password expires in 5 days and its check fails: only "expired" is sent (inhibition) | - |
+| acc-stark | Eloqua check fails while an operator's silence covers the account | the silence ends: the email goes out |
+
+Fabrikam's sync also runs for 8 hours: DataSyncDelayed fires but is held back by its API limit.
 
 Every account has a primary administrator and subscribers for some categories, so tests can check
 that each email reaches exactly the right people.
@@ -66,7 +70,16 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
         Member("data@umbrella.example", ("sync",)),
         Member("web@umbrella.example", ("web_visits",)),
     )),
+    DemoAccount("acc-wayne", "Wayne Enterprises", "admin@wayne.example", (
+        Member("crm@wayne.example", ("credentials",)),
+    )),
+    DemoAccount("acc-stark", "Stark Industries", "admin@stark.example", (
+        Member("crm@stark.example", ("credentials",)),
+    )),
 )
+
+# Alerts an operator silences before they fire (site maintenance): see tests/e2e and the demo.
+SILENCED_ACCOUNT = "acc-stark"
 
 
 def account(account_id: str) -> DemoAccount:
@@ -74,14 +87,14 @@ def account(account_id: str) -> DemoAccount:
 
 
 def _healthy_baseline(acct: DemoAccount, now: datetime, with_web: bool = True) -> list[Event]:
-    """Facts that raise no alert: a named account, a good sync, steady traffic on many pages."""
+    """Facts that raise no alert: a named account, yesterday's good sync, steady traffic."""
     events: list[Event] = [{"type": "account", "account": acct.account, "name": acct.name}]
     run = f"{acct.account}-baseline"
     events += [
         {"type": "sync_started", "account": acct.account, "run_id": run,
-         "at": iso(now - timedelta(hours=3))},
+         "at": iso(now - timedelta(hours=20))},
         {"type": "sync_finished", "account": acct.account, "run_id": run,
-         "at": iso(now - timedelta(hours=2)), "status": "success"},
+         "at": iso(now - timedelta(hours=19)), "status": "success"},
     ]
     if with_web:
         events += web_visits(acct.account, now, pages=8, weekly_norm=1400, last_week=1400)
@@ -147,6 +160,14 @@ def trouble_events(now: datetime) -> list[Event]:
         {"type": "api_usage", "account": "acc-fabrikam", "platform": "pardot",
          "used": 95_000, "limit": 100_000, "window_start": window},
     ]
+    # ...and its HubSpot sync has stalled at the limit: held back by ApiDailyLimitReached.
+    events.append({"type": "sync_started", "account": "acc-fabrikam", "run_id": "fabrikam-today",
+                   "at": iso(now - timedelta(hours=8))})
+    # Wayne: the Salesforce password would expire in 5 days, but its check already fails:
+    # CredentialExpired holds back CredentialExpiringSoon for the same system.
+    events.append(credential("acc-wayne", "salesforce", "expire_90_days", 85, False))
+    # Stark: a failing Eloqua check, silenced by an operator.
+    events.append(credential("acc-stark", "eloqua", "expire_90_days", 10, False))
     # Globex: the web tag sees a fifth of its norm, on 3 pages only.
     events += web_visits("acc-globex", now, pages=8, weekly_norm=1400, last_week=280,
                          last_week_pages=3)

@@ -39,7 +39,11 @@ class ReceivedMail:
 
     @property
     def subject(self) -> str:
-        return str(self.message.get("Subject", ""))
+        # Unfolded: a subject folded right after "Subject:" keeps the fold's leading space.
+        return str(self.message.get("Subject", "")).strip()
+
+    def header(self, name: str) -> str:
+        return str(self.message.get(name, "")).strip()
 
     def part(self, content_type: str) -> str:
         """The decoded body part of `content_type` ('text/plain' or 'text/html'), or ''."""
