@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailer.catalog import Catalog
 from mailer.decide import AlertState, Decision, decide, state_key
@@ -186,3 +189,50 @@ def test_keys_do_not_depend_on_the_clock_or_the_sending_peer() -> None:
     a = Memory().run(payload, T0).emails[0].notification_key
     b = Memory().run(peer, T0 + 999).emails[0].notification_key
     assert a == b
+
+
+def group_payload(statuses: tuple[str, ...]) -> dict[str, Any]:
+    """The captured three-system group with each alert firing, resolved or absent ("-")."""
+    payload = fixture_payload("credential_expired_grouped_firing")
+    alerts = []
+    for alert, status in zip(payload["alerts"], statuses, strict=True):
+        if status == "-":
+            continue
+        alert = copy.deepcopy(alert)
+        alert["status"] = status
+        if status == "resolved":
+            alert["endsAt"] = "2026-11-27T03:00:00Z"
+        alerts.append(alert)
+    payload["alerts"] = alerts
+    return payload
+
+
+# At most 12 steps whose gaps add up to less than the window: every payload is a change or a
+# re-delivery, never Alertmanager's repeat.
+step = st.tuples(st.tuples(*[st.sampled_from(["firing", "resolved", "-"])] * 3),
+                 st.floats(min_value=0, max_value=WINDOW / 13))
+
+
+@given(steps=st.lists(step, min_size=1, max_size=12), peer_copies=st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_within_the_window_each_alert_is_announced_and_recovered_at_most_once(
+        steps: list[tuple[tuple[str, ...], float]], peer_copies: bool) -> None:
+    memory = Memory()
+    now = T0
+    problems: Counter[str] = Counter()
+    recoveries: Counter[str] = Counter()
+    for statuses, gap in steps:
+        if not any(s != "-" for s in statuses):
+            continue
+        now += gap
+        payload = group_payload(statuses)
+        copies = [payload, {**payload, "externalURL": "http://peer"}] if peer_copies \
+            else [payload]
+        for body in copies:
+            for email in memory.run(body, now).emails:
+                assert email.phase != "reminder"  # never inside the window
+                target = problems if email.phase == "problem" else recoveries
+                target.update(a.fingerprint for a in email.alerts)
+    assert all(count == 1 for count in problems.values())
+    assert all(count == 1 for count in recoveries.values())
+    assert set(recoveries) <= set(problems)  # a recovery always follows its problem
