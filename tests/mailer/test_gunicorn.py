@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,66 @@ def test_sigkill_during_delivery_then_restart_delivers_the_rest(
     assert set(received) == {message_id for message_id, _ in rows}
     # At most the emails in flight at the kill (one per delivery thread) arrive twice.
     assert sum(count - 1 for count in received.values()) <= 2
+
+
+AM_CONFIG = """\
+route:
+  receiver: mailer
+  group_by: [account, alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: mailer
+    webhook_configs:
+      - url: http://127.0.0.1:{port}/alertmanager/webhook
+        send_resolved: true
+        http_config:
+          authorization: {{credentials: {token}}}
+"""
+
+
+def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
+        tmp_path: Path, smtp_server: SmtpServer, binary: Any) -> None:
+    """The worst HA case (a partition): both Alertmanagers notify; each email goes once."""
+    from stack import servers
+
+    binary("alertmanager")
+    config = write_config(tmp_path, smtp_server.port)
+    cli(config, "recipients", "set-primary", "acc-1002", RECIPIENTS[0])
+    cli(config, "recipients", "add", "acc-1002", RECIPIENTS[1], "--categories", "credentials")
+    port = free_port()
+    am_config = tmp_path / "alertmanager.yml"
+    am_config.write_text(AM_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
+    # Prometheus sends the same startsAt (the rule's activeAt) to every Alertmanager.
+    starts_at = datetime.fromtimestamp(time.time() - 60, UTC).isoformat()
+    alerts = [{"labels": a["labels"], "annotations": a["annotations"], "startsAt": starts_at}
+              for a in fixture_payload("credential_expired_grouped_firing")["alerts"]]
+    with mailer_service(tmp_path, config, port), \
+            servers.alertmanager(am_config, tmp_path, name="am-a") as am_a, \
+            servers.alertmanager(am_config, tmp_path, name="am-b") as am_b:
+        for am in (am_a, am_b):
+            requests.post(f"{am.url}/api/v2/alerts", json=alerts,  # type: ignore[attr-defined]
+                          timeout=10).raise_for_status()
+        assert wait_for(lambda: scrape(port).get(
+            'sysnotify_mailer_webhook_requests_total{code="200"}', 0) >= 2)
+        assert wait_for(lambda: len(smtp_server.messages) >= 2)
+        now = datetime.now(UTC).isoformat()
+        ended = [{**alert, "endsAt": now} for alert in alerts[:1]]
+        for am in (am_a, am_b):
+            requests.post(f"{am.url}/api/v2/alerts", json=ended,  # type: ignore[attr-defined]
+                          timeout=10).raise_for_status()
+        assert wait_for(lambda: scrape(port).get(
+            'sysnotify_mailer_webhook_requests_total{code="200"}', 0) >= 4)
+        assert wait_for(lambda: len(smtp_server.messages) >= 4)
+        time.sleep(1)  # a duplicate would arrive now
+        samples = scrape(port)
+    by_recipient = collections.defaultdict(list)
+    for item in smtp_server.messages:
+        by_recipient[item.rcpt_tos[0]].append(item.message)
+    assert set(by_recipient) == set(RECIPIENTS[:2])
+    for messages in by_recipient.values():
+        problem, recovery = messages
+        assert recovery["In-Reply-To"] == problem["Message-ID"]
+    assert samples['sysnotify_mailer_notifications_deduplicated_total'
+                   '{notification="credential_expired"}'] >= 3
