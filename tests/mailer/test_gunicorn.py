@@ -8,8 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
