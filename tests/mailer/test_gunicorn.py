@@ -208,3 +208,15 @@ def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
         assert recovery["In-Reply-To"] == problem["Message-ID"]
     assert samples['sysnotify_mailer_notifications_deduplicated_total'
                    '{notification="credential_expired"}'] >= 3
+
+
+def test_serve_command_runs_gunicorn_on_the_given_address(tmp_path: Path,
+                                                          smtp_server: SmtpServer) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    port = free_port()
+    argv = [str(BIN / "sysnotify-mailer"), "--config", str(config), "serve", "--listen",
+            f"127.0.0.1:{port}", "--workers", "1"]
+    with Service("mailer-serve", argv, tmp_path / "serve.log", env=TOKENS_ENV,
+                 ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60):
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == \
+            {"status": "ok"}

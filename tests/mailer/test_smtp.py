@@ -141,3 +141,24 @@ def test_unreachable_server_is_transient() -> None:
         smtp.send(message(), "no-reply@acme.example", "a@corp.example")
 
 
+
+
+def test_an_idle_connection_is_checked_with_noop_and_replaced_when_dead(
+        smtp_server: SmtpServer) -> None:
+    now = [0.0]
+    smtp = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp_server.port, security="none",
+                                 timeout_seconds=5, noop_after_seconds=30),
+                      clock=lambda: now[0])
+    try:
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+        now[0] += 60  # idle: NOOP says the connection is fine, it is reused
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+        assert smtp_server.handler.sessions == 1
+        smtp_server.stop()
+        smtp_server.start()
+        now[0] += 60  # idle again, and the server restarted meanwhile: NOOP fails, reconnect
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+        assert smtp_server.handler.sessions == 2
+    finally:
+        smtp.close()
+    assert len(smtp_server.messages) == 3
