@@ -44,7 +44,7 @@ OPERATOR_ALERTS = {"SysnotifyExporterDown", "SysnotifyAccountDataStale", "Sysnot
 
 
 def alerting_rules() -> list[dict[str, Any]]:
-    rules = []
+    rules: list[dict[str, Any]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             rules.extend(rule for rule in group["rules"] if "alert" in rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -62,7 +63,7 @@ def test_local_addresses_rejects_unknown_services() -> None:
 
 
 def test_rules_get_for_keep_firing_for_and_ranges_scaled_and_nothing_else() -> None:
-    document = {"groups": [{"name": "g", "interval": "1m", "rules": [
+    document: dict[str, Any] = {"groups": [{"name": "g", "interval": "1m", "rules": [
         {"alert": "A", "expr": "rate(x[15m]) > 0 and max_over_time(y[1h:5m]) > 26 * 3600",
          "for": "10m", "keep_firing_for": "15m", "labels": {"severity": "warning"},
          "annotations": {"description": "{{ $value }} in [15m]"}},
