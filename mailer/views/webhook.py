@@ -63,10 +63,13 @@ def _handle(audience: Audience) -> tuple[Response, int]:
                                  data.group_key, error)
         return _error(503, "could not store the notification; retry later")
     mailer.wake_delivery()
+    # The idempotency key is the same for every retry and HA peer copy of one notification,
+    # so the log shows re-deliveries at a glance.
     current_app.logger.info(
-        "webhook %s: receiver=%s alerts=%d queued=%d undeliverable=%d deduplicated=%d "
-        "in %.1fms", audience, data.receiver, len(data.alerts), result.queued,
-        result.undeliverable, result.deduplicated, (time.time() - received_at) * 1000)
+        "webhook %s: receiver=%s key=%s alerts=%d queued=%d undeliverable=%d deduplicated=%d "
+        "in %.1fms", audience, data.receiver, data.idempotency_key()[:16], len(data.alerts),
+        result.queued, result.undeliverable, result.deduplicated,
+        (time.time() - received_at) * 1000)
     return jsonify({"status": "ok", **result.as_dict()}), 200
 
 
