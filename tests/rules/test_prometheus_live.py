@@ -7,8 +7,10 @@ alerts fire when nothing can be scraped.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -24,19 +26,29 @@ REPO = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 90.0  # an upper bound for slow machines, not a speed expectation
 
 
+def dead_port(stack: ExitStack) -> int:
+    """A port bound but not listening for the whole test: connections to it are refused, and
+    no other process on the machine can start a server on it meanwhile."""
+    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sock.bind(("127.0.0.1", 0))
+    return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def prometheus(binary: Callable[[str], str],
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     binary("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-live")
-    # Nothing listens on these ports: every scrape fails, as when the services are down.
-    addresses = derive.local_addresses(exporter=free_port(), mailer=free_port(),
-                                       alertmanager=free_port())
-    port = free_port()
-    addresses[derive.SHIPPED_ADDRESSES["prometheus"]] = f"127.0.0.1:{port}"
-    derived = derive.write_stack(workdir / "config", addresses, derive.by_factor(60), "token")
-    with servers.prometheus(derived.prometheus, workdir, port=port) as service:
-        yield service
+    with ExitStack() as stack:
+        # Every scrape fails, as when the services are down.
+        addresses = derive.local_addresses(exporter=dead_port(stack), mailer=dead_port(stack),
+                                           alertmanager=dead_port(stack))
+        port = free_port()
+        addresses[derive.SHIPPED_ADDRESSES["prometheus"]] = f"127.0.0.1:{port}"
+        derived = derive.write_stack(workdir / "config", addresses, derive.by_factor(60),
+                                     "token")
+        with servers.prometheus(derived.prometheus, workdir, port=port) as service:
+            yield service
 
 
 def shipped_rule_names() -> set[str]:
