@@ -23,10 +23,12 @@ from mailer.delivery import DeliveryWorker, RendererLike, SenderLike
 from mailer.message import sender_domain
 from mailer.metrics import registry_for
 from mailer.outbox import Intake
+from mailer.preview import create_preview_blueprint
 from mailer.recipients import Registry
 from mailer.render import Renderer
 from mailer.smtp import SmtpSender
 from mailer.store import Store, StoreError, increment
+from mailer.views import admin, health, webhook
 
 
 class Mailer:
@@ -85,8 +87,6 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     :param start_delivery: default: `delivery.enabled` from the config.
     :raise ConfigError: for an invalid config; RenderError for a broken template.
     """
-    from mailer.preview import create_preview_blueprint  # the preview pulls in sample data
-
     config = config or load_config()
     app = Flask(__name__)
     _use_gunicorn_logging(app)
@@ -99,12 +99,10 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
                     sender_factory or (lambda: SmtpSender(config.smtp)), clock)
     app.extensions["sysnotify"] = mailer
 
-    from mailer.views import admin, health, webhook
-
     app.register_blueprint(webhook.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
-    if isinstance(renderer, Renderer):
+    if isinstance(renderer, Renderer):  # a test double has no templates to preview
         app.register_blueprint(create_preview_blueprint(renderer, mailer.catalog))
 
     @app.errorhandler(HTTPException)
