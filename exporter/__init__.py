@@ -1,0 +1,1 @@
+"""sysnotify exporter: platform facts in (HTTP API, JSON lines), per-account metrics out."""

@@ -1,0 +1,502 @@
+"""The fact store: SQLite in WAL mode, schema versioned by ``PRAGMA user_version``.
+
+The store keeps facts, not metric values: per-page daily visit counts, sync runs, privacy
+requests, the latest credential check and API-usage snapshot. Metric values are computed from
+them at collection time (:mod:`exporter.series`), so windows such as "the last 7 days" move
+with the clock and a Prometheus restart loses nothing.
+
+Every batch is applied in one ``BEGIN IMMEDIATE`` transaction, whole or not at all, and
+applying the same batch again leaves the facts as they were (upserts keyed on natural keys).
+A ``version`` counter in the ``meta`` table goes up by one with each applied batch, so any
+process can tell whether the facts changed since it last looked.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporter.events import Event, EventError
+
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+# Append only: a released migration is never edited; a later release adds the next one, and
+# opening an older file applies the missing ones in order, each in its own transaction.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "accounts, credentials, API usage, web visits, syncs, privacy requests", """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        INSERT INTO meta (key, value) VALUES ('version', 0), ('last_event_at', NULL);
+        CREATE TABLE accounts (
+            account TEXT PRIMARY KEY,
+            name TEXT,
+            last_event_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE credentials (
+            account TEXT NOT NULL,
+            system TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            password_changed_at REAL,
+            valid INTEGER NOT NULL,
+            checked_at REAL NOT NULL,
+            PRIMARY KEY (account, system)
+        ) WITHOUT ROWID;
+        CREATE TABLE api_usage (
+            account TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            window_start REAL NOT NULL,
+            used INTEGER NOT NULL,
+            daily_limit INTEGER NOT NULL,
+            PRIMARY KEY (account, platform)
+        ) WITHOUT ROWID;
+        CREATE TABLE web_visits (
+            account TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            page TEXT NOT NULL,
+            visits INTEGER NOT NULL,
+            PRIMARY KEY (account, day, page)
+        ) WITHOUT ROWID;
+        CREATE TABLE web_accounts (
+            account TEXT PRIMARY KEY,
+            first_day INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE sync_runs (
+            account TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT,
+            PRIMARY KEY (account, run_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE privacy_requests (
+            account TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (account, request_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX privacy_pending ON privacy_requests (account, received_at)
+            WHERE status = 'pending';
+    """),
+    Migration(2, "daily web-visit totals per account, kept by triggers", """
+        CREATE TABLE web_daily (
+            account TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            visits INTEGER NOT NULL,
+            PRIMARY KEY (account, day)
+        ) WITHOUT ROWID;
+        INSERT INTO web_daily (account, day, visits)
+            SELECT account, day, SUM(visits) FROM web_visits GROUP BY account, day;
+        CREATE TRIGGER web_visits_insert AFTER INSERT ON web_visits BEGIN
+            INSERT INTO web_daily (account, day, visits) VALUES (NEW.account, NEW.day, NEW.visits)
+            ON CONFLICT (account, day) DO UPDATE SET visits = visits + NEW.visits;
+        END;
+        CREATE TRIGGER web_visits_update AFTER UPDATE OF visits ON web_visits BEGIN
+            UPDATE web_daily SET visits = visits + NEW.visits - OLD.visits
+            WHERE account = NEW.account AND day = NEW.day;
+        END;
+        CREATE TRIGGER web_visits_delete AFTER DELETE ON web_visits BEGIN
+            UPDATE web_daily SET visits = visits - OLD.visits
+            WHERE account = OLD.account AND day = OLD.day;
+        END;
+    """),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be used (newer schema than this release, unreadable, ...)."""
+
+
+class BatchRejected(Exception):
+    """A batch failed the checks that need the store; nothing of it was applied."""
+
+    def __init__(self, errors: Sequence[EventError]) -> None:
+        super().__init__(f"{len(errors)} invalid event(s)")
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    version: int
+    applied: int
+    by_type: dict[str, int]
+    accounts: frozenset[str]
+
+
+@dataclass(slots=True)
+class AccountFacts:
+    """What the store knows about one account, as of one instant (see :meth:`Store.facts`)."""
+
+    account: str
+    name: str | None = None
+    last_event_at: float | None = None
+    # (system, policy, password_changed_at, valid, checked_at)
+    credentials: list[tuple[str, str, float | None, bool, float]] = field(default_factory=list)
+    # (platform, used, limit, window_start)
+    api: list[tuple[str, int, int, float]] = field(default_factory=list)
+    web_first_day: int | None = None
+    # Visit totals of the last week, then of the four weeks before it (most recent first).
+    web_weeks: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    web_pages_last_week: int = 0
+    sync_last_started_at: float | None = None
+    sync_latest_finished: bool = False  # whether the latest started run has finished
+    sync_last_success_at: float | None = None
+    sync_last_finished_at: float | None = None
+    sync_last_duration: float | None = None
+    privacy_pending: int = 0
+    privacy_oldest_pending_at: float | None = None
+
+
+_SQL = {
+    "account": "INSERT INTO accounts (account, name, last_event_at) VALUES (?, ?, 0) "
+               "ON CONFLICT (account) DO UPDATE SET name = excluded.name",
+    "credential": "INSERT INTO credentials (account, system, policy, password_changed_at, valid,"
+                  " checked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, system) DO UPDATE"
+                  " SET policy = excluded.policy,"
+                  " password_changed_at = excluded.password_changed_at,"
+                  " valid = excluded.valid, checked_at = excluded.checked_at"
+                  " WHERE excluded.checked_at >= credentials.checked_at",
+    # Within one daily window the call count only grows, so the largest snapshot wins and an
+    # older snapshot arriving late changes nothing; a newer window replaces the snapshot.
+    "api_usage": "INSERT INTO api_usage (account, platform, used, daily_limit, window_start)"
+                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, platform) DO UPDATE SET"
+                 " used = CASE WHEN excluded.window_start > api_usage.window_start"
+                 " THEN excluded.used ELSE max(api_usage.used, excluded.used) END,"
+                 " daily_limit = excluded.daily_limit, window_start = excluded.window_start"
+                 " WHERE excluded.window_start >= api_usage.window_start",
+    "web_visits": "INSERT INTO web_visits (account, day, page, visits) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT (account, day, page) DO UPDATE SET visits = excluded.visits"
+                  " WHERE visits != excluded.visits",
+    "sync_started": "INSERT INTO sync_runs (account, run_id, started_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (account, run_id) DO NOTHING",
+    "sync_finished": "UPDATE sync_runs SET finished_at = ?, status = ?"
+                     " WHERE account = ? AND run_id = ? AND finished_at IS NULL",
+    # A completed request stays completed whatever arrives later; received_at keeps the
+    # earliest value seen. Both rules are order-independent, so replays change nothing.
+    "privacy_optout": "INSERT INTO privacy_requests (account, request_id, received_at, status)"
+                      " VALUES (?, ?, ?, ?) ON CONFLICT (account, request_id) DO UPDATE SET"
+                      " status = CASE WHEN privacy_requests.status = 'completed'"
+                      " OR excluded.status = 'completed' THEN 'completed' ELSE 'pending' END,"
+                      " received_at = min(privacy_requests.received_at, excluded.received_at)",
+}
+
+
+class Store:
+    """The SQLite fact store at `path`; one connection per thread, WAL for concurrent readers.
+
+    `clock` gives the wall-clock time recorded as "when an event was applied".
+    """
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
+                 migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        """Opens (creating or migrating) the file; `migrations` is for tests of old releases."""
+        self.path = str(path)
+        self.clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.migrate(migrations)
+
+    # -- connections and schema ------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL: never corrupts; a power cut (not a crash) may lose the last batches.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA cache_size = -65536")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def schema_version(self) -> int:
+        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+        """Applies the migrations this file lacks; returns the schema version it ends at."""
+        conn = self.connection()
+        current = self.schema_version()
+        newest = migrations[-1].version if migrations else 0
+        if current > newest:
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this release's {newest}; "
+                "upgrade sysnotify or use another --db"
+            )
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                if self.schema_version() >= migration.version:
+                    conn.execute("ROLLBACK")
+                    continue
+                for statement in _split_sql(migration.sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return self.schema_version()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> ApplyResult:
+        """Applies a validated batch in one transaction, or raises BatchRejected.
+
+        The events must come from :func:`exporter.events.validate_events` with no errors; the
+        error indices of BatchRejected are positions in `events`.
+        """
+        conn = self.connection()
+        groups: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _SQL}
+        first_days: dict[str, int] = {}
+        for event in events:
+            kind = event[0]
+            if kind == "sync_finished":
+                _, account, run_id, at, status = event
+                groups[kind].append((at, status, account, run_id))
+            else:
+                groups[kind].append(event[1:])
+                if kind == "web_visits":
+                    day = event[2]
+                    seen = first_days.get(event[1])
+                    if seen is None or day < seen:
+                        first_days[event[1]] = day
+        accounts = frozenset(event[1] for event in events)
+        applied_at = self.clock()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if groups["sync_finished"]:
+                errors = self._check_sync(conn, events)
+                if errors:
+                    raise BatchRejected(errors)
+            conn.executemany(
+                "INSERT INTO accounts (account, last_event_at) VALUES (?, ?) ON CONFLICT (account)"
+                " DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
+                [(account, applied_at) for account in accounts],
+            )
+            for kind, rows in groups.items():
+                if rows:
+                    conn.executemany(_SQL[kind], rows)
+            if first_days:
+                conn.executemany(
+                    "INSERT INTO web_accounts (account, first_day) VALUES (?, ?)"
+                    " ON CONFLICT (account) DO UPDATE SET first_day = min(first_day,"
+                    " excluded.first_day) WHERE excluded.first_day < first_day",
+                    list(first_days.items()),
+                )
+            version = conn.execute(
+                "UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value"
+            ).fetchone()[0]
+            if events:
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'",
+                             (applied_at,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return ApplyResult(
+            version=int(version),
+            applied=len(events),
+            by_type={kind: len(rows) for kind, rows in groups.items() if rows},
+            accounts=accounts,
+        )
+
+    @staticmethod
+    def _check_sync(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventError]:
+        """A sync_finished needs its sync_started, in the store or earlier in the batch."""
+        errors: list[EventError] = []
+        starts: dict[tuple[str, str], float] = {}
+        lookup = "SELECT started_at FROM sync_runs WHERE account = ? AND run_id = ?"
+        for index, event in enumerate(events):
+            kind = event[0]
+            if kind == "sync_started":
+                key = (event[1], event[2])
+                if key not in starts:
+                    row = conn.execute(lookup, key).fetchone()
+                    starts[key] = row[0] if row else event[3]
+            elif kind == "sync_finished":
+                key = (event[1], event[2])
+                started = starts.get(key)
+                if started is None:
+                    row = conn.execute(lookup, key).fetchone()
+                    if row is None:
+                        errors.append(EventError(
+                            index, "run_id",
+                            f"no sync_started for run {event[2][:80]!r} of account "
+                            f"{event[1][:80]!r}, neither in the store nor earlier in this batch",
+                        ))
+                        continue
+                    started = starts[key] = row[0]
+                if event[3] < started:
+                    errors.append(EventError(index, "at", "is before the run's sync_started"))
+        return errors
+
+    def prune(self, before_day: int) -> int:
+        """Drops per-page visits and handled privacy requests older than `before_day`.
+
+        Windows never look back more than 35 days, and each account's first web day is kept
+        apart, so pruning older facts changes no metric. Returns the rows removed.
+        """
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            removed = conn.execute("DELETE FROM web_visits WHERE day < ?", (before_day,)).rowcount
+            removed += conn.execute("DELETE FROM web_daily WHERE day < ?", (before_day,)).rowcount
+            removed += conn.execute(
+                "DELETE FROM privacy_requests WHERE status = 'completed' AND received_at < ?",
+                (before_day * DAY,),
+            ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return removed
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """The number of batches applied to this file so far."""
+        row = self.connection().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return int(row[0])
+
+    def last_event_at(self) -> float | None:
+        row = self.connection().execute(
+            "SELECT value FROM meta WHERE key = 'last_event_at'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def account_count(self) -> int:
+        return int(self.connection().execute("SELECT COUNT(*) FROM accounts").fetchone()[0])
+
+    def facts(self, today: int, accounts: Iterable[str] | None = None) -> dict[str, AccountFacts]:
+        """Facts of every account (or of `accounts` only), with web windows ending before `today`.
+
+        `today` is the current UTC day (days since the epoch): the last week is days
+        today-7 .. today-1, the four weeks before it today-35 .. today-8.
+        """
+        conn = self.connection()
+        args: tuple[str, ...] = ()
+        if accounts is None:
+            where = and_where = ""
+        else:
+            where = " WHERE account IN (SELECT value FROM json_each(?))"
+            and_where = " AND account IN (SELECT value FROM json_each(?))"
+            args = (json.dumps(sorted(set(accounts))),)
+        result: dict[str, AccountFacts] = {}
+        conn.execute("BEGIN")  # one consistent snapshot across the queries below
+        try:
+            for account, name, last_event_at in conn.execute(
+                    "SELECT account, name, last_event_at FROM accounts" + where, args):
+                result[account] = AccountFacts(account, name, last_event_at)
+
+            def facts_of(account: str) -> AccountFacts:
+                found = result.get(account)
+                if found is None:  # cannot happen: every event upserts its account
+                    found = result[account] = AccountFacts(account)
+                return found
+
+            for account, system, policy, changed, valid, checked in conn.execute(
+                    "SELECT account, system, policy, password_changed_at, valid, checked_at"
+                    " FROM credentials" + where, args):
+                facts_of(account).credentials.append((system, policy, changed, bool(valid),
+                                                      checked))
+            for account, platform, used, limit, window_start in conn.execute(
+                    "SELECT account, platform, used, daily_limit, window_start FROM api_usage"
+                    + where, args):
+                facts_of(account).api.append((platform, used, limit, window_start))
+            for account, first_day in conn.execute(
+                    "SELECT account, first_day FROM web_accounts" + where, args):
+                facts_of(account).web_first_day = first_day
+            week = today - 7
+            for account, *weeks in conn.execute(
+                    "SELECT account,"
+                    " SUM(CASE WHEN day >= ?1 THEN visits ELSE 0 END),"
+                    " SUM(CASE WHEN day >= ?1 - 7 AND day < ?1 THEN visits ELSE 0 END),"
+                    " SUM(CASE WHEN day >= ?1 - 14 AND day < ?1 - 7 THEN visits ELSE 0 END),"
+                    " SUM(CASE WHEN day >= ?1 - 21 AND day < ?1 - 14 THEN visits ELSE 0 END),"
+                    " SUM(CASE WHEN day < ?1 - 21 THEN visits ELSE 0 END)"
+                    " FROM web_daily WHERE day >= ?1 - 28 AND day < ?2"
+                    + and_where.replace("?", "?3") + " GROUP BY account",
+                    (week, today, *args)):
+                facts_of(account).web_weeks = tuple(weeks)  # type: ignore[assignment]
+            # Driven by web_accounts, each count is a range read of one account's primary-key
+            # prefix: about 3x faster than one grouped scan of web_visits.
+            for account, pages in conn.execute(
+                    "SELECT a.account, (SELECT COUNT(DISTINCT page) FROM web_visits w"
+                    " WHERE w.account = a.account AND w.day >= ?1 AND w.day < ?2"
+                    " AND w.visits > 0) FROM web_accounts a"
+                    + where.replace("?", "?3").replace("account IN", "a.account IN"),
+                    (week, today, *args)):
+                facts_of(account).web_pages_last_week = pages
+            # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
+            for account, started, finished in conn.execute(
+                    "SELECT account, MAX(started_at), finished_at FROM sync_runs"
+                    + where + " GROUP BY account", args):
+                found = facts_of(account)
+                found.sync_last_started_at = started
+                found.sync_latest_finished = finished is not None
+            for account, finished in conn.execute(
+                    "SELECT account, MAX(finished_at) FROM sync_runs WHERE status = 'success'"
+                    + and_where + " GROUP BY account", args):
+                facts_of(account).sync_last_success_at = finished
+            for account, finished, duration in conn.execute(
+                    "SELECT account, MAX(finished_at), finished_at - started_at FROM sync_runs"
+                    " WHERE finished_at IS NOT NULL" + and_where + " GROUP BY account", args):
+                found = facts_of(account)
+                found.sync_last_finished_at = finished
+                found.sync_last_duration = duration
+            for account, pending, oldest in conn.execute(
+                    "SELECT account, COUNT(*), MIN(received_at) FROM privacy_requests"
+                    " WHERE status = 'pending'" + and_where + " GROUP BY account", args):
+                found = facts_of(account)
+                found.privacy_pending = pending
+                found.privacy_oldest_pending_at = oldest
+        finally:
+            conn.execute("COMMIT")
+        return result
+
+    def check(self) -> None:
+        """Raises when the store cannot be read (for /healthz)."""
+        self.connection().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Splits a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

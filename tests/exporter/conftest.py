@@ -1,0 +1,53 @@
+"""Fixtures of the exporter tests: a settable clock at NOW, a store on a temp file, the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exporter_testlib import TOKEN, Clock
+from flask import Flask
+from flask.testing import FlaskClient
+
+from exporter.app import create_app
+from exporter.config import ExporterConfig
+from exporter.events import validate_events
+from exporter.store import ApplyResult, Store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    opened = Store(tmp_path / "facts.db", clock=clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def apply(store: Store) -> Callable[..., ApplyResult]:
+    """Validates and applies events (dicts); fails the test on a validation error."""
+
+    def run(*events: dict[str, Any]) -> ApplyResult:
+        valid, errors = validate_events(list(events))
+        assert not errors, errors
+        return store.apply(valid)
+
+    return run
+
+
+@pytest.fixture
+def app(store: Store, clock: Clock) -> Flask:
+    config = ExporterConfig(ingest_token=TOKEN, max_body_bytes=64 * 1024)
+    return create_app(config, store=store, clock=clock)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+

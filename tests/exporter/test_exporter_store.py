@@ -1,0 +1,201 @@
+"""The fact store: schema migrations, whole-or-nothing batches, idempotent replays, pruning."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from exporter_testlib import (
+    NOW,
+    account,
+    ago,
+    api_usage,
+    credential,
+    privacy,
+    sync_finished,
+    sync_started,
+    web_visits,
+)
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collector import StoreCollector
+from exporter.events import validate_events
+from exporter.series import utc_day
+from exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
+
+TABLES = ("accounts", "credentials", "api_usage", "web_visits", "web_daily", "web_accounts",
+          "sync_runs", "privacy_requests")
+
+
+def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
+    """Every fact table's rows; last_event_at (when an event was applied) left out."""
+    conn = store.connection()
+    rows = {}
+    for table in TABLES:
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")
+                   if not (skip_last_event and r[1] == "last_event_at")]
+        rows[table] = conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}").fetchall()
+    return rows
+
+
+def exposition(store: Store, clock) -> bytes:
+    registry = CollectorRegistry()
+    StoreCollector(store, clock, registry=registry)
+    return b"\n".join(line for line in generate_latest(registry).splitlines()
+                      if b"last_event_timestamp" not in line)
+
+
+def validated(*events: dict) -> list:
+    valid, errors = validate_events(list(events))
+    assert not errors
+    return valid
+
+
+MIXED_BATCH = [
+    account(), credential(), credential(system="marketo", policy="no_rotation", valid=False),
+    api_usage(), api_usage(used=50), web_visits(offset=-3), web_visits(offset=-3, visits=4),
+    web_visits(offset=-20, page="/pricing"), sync_started(run="r1", at=ago(hours=5)),
+    sync_finished(run="r1", at=ago(hours=4)), sync_started(run="r2", at=ago(hours=1)),
+    privacy(request="q1"), privacy(request="q2", status="completed"),
+]
+
+
+def test_a_new_file_gets_the_current_schema_in_wal_mode(tmp_path: Path):
+    store = Store(tmp_path / "new.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.version() == 0
+    store.close()
+
+
+def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
+    path = tmp_path / "old.db"
+    old = Store(path, clock=clock, migrations=MIGRATIONS[:1])  # a release with migration 1
+    assert old.schema_version() == 1
+    old.connection().executemany(
+        "INSERT INTO web_visits (account, day, page, visits) VALUES (?, ?, ?, ?)",
+        [("acc-1", utc_day(NOW) - d, "/", 10) for d in range(1, 36)])
+    old.connection().execute("INSERT INTO web_accounts VALUES ('acc-1', ?)", (utc_day(NOW) - 35,))
+    old.connection().execute("INSERT INTO accounts VALUES ('acc-1', 'Acme', 0)")
+    old.close()
+
+    store = Store(path, clock=clock)  # this release: migrates to the newest version
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.connection().execute(
+        "SELECT SUM(visits) FROM web_daily WHERE account = 'acc-1'").fetchone()[0] == 350
+    registry = CollectorRegistry()
+    StoreCollector(store, clock, registry=registry)
+    assert registry.get_sample_value("abm_web_visits_last_week", {"account": "acc-1"}) == 70
+    assert registry.get_sample_value("abm_web_visits_weekly_average", {"account": "acc-1"}) == 70
+    # The triggers added by the migration keep totals right for new facts.
+    store.apply(validated(web_visits(offset=-1, visits=30)))
+    assert registry.get_sample_value("abm_web_visits_last_week", {"account": "acc-1"}) == 90
+    store.close()
+
+
+def test_a_file_from_a_newer_release_is_refused(tmp_path: Path):
+    path = tmp_path / "future.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this release"):
+        Store(path)
+
+
+def test_reopening_does_not_migrate_again(tmp_path: Path):
+    Store(tmp_path / "x.db").close()
+    store = Store(tmp_path / "x.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_replaying_a_batch_leaves_the_same_state(store, clock):
+    events = validated(*MIXED_BATCH)
+    store.apply(events)
+    before, text = dump(store), exposition(store, clock)
+    for _ in range(2):
+        store.apply(events)
+    assert dump(store) == before
+    assert exposition(store, clock) == text
+
+
+def test_replaying_batches_out_of_order_converges(store, clock, tmp_path):
+    first = validated(*MIXED_BATCH[:7])
+    second = validated(*MIXED_BATCH[7:], credential(valid=False, checked_at=ago(minutes=1)))
+    store.apply(first)
+    store.apply(second)
+    expected = dump(store)
+    other = Store(tmp_path / "other.db", clock=clock)
+    other.apply(first)
+    other.apply(second)
+    other.apply(first)  # a retried older batch
+    assert dump(other) == expected
+    other.close()
+
+
+def test_a_rejected_batch_applies_nothing(store):
+    store.apply(validated(account()))
+    before, version = dump(store, skip_last_event=False), store.version()
+    bad = validated(account("acc-2"), web_visits("acc-2"), credential("acc-2"),
+                    sync_finished("acc-2", run="never-started"))
+    with pytest.raises(BatchRejected) as rejected:
+        store.apply(bad)
+    assert [(e.index, e.field) for e in rejected.value.errors] == [(3, "run_id")]
+    assert dump(store, skip_last_event=False) == before
+    assert store.version() == version
+
+
+def test_a_finish_needs_a_start_in_the_store_or_earlier_in_the_batch(store):
+    store.apply(validated(sync_started(run="stored")))
+    store.apply(validated(sync_finished(run="stored")))
+    store.apply(validated(sync_started(run="same-batch"), sync_finished(run="same-batch")))
+    with pytest.raises(BatchRejected) as rejected:
+        store.apply(validated(sync_finished(run="later"), sync_started(run="later")))
+    assert rejected.value.errors[0].index == 0
+    with pytest.raises(BatchRejected):  # another account's run does not count
+        store.apply(validated(sync_finished("acc-2", run="stored")))
+
+
+def test_a_finish_before_its_start_is_rejected(store):
+    store.apply(validated(sync_started(at=ago(hours=1))))
+    with pytest.raises(BatchRejected) as rejected:
+        store.apply(validated(sync_finished(at=ago(hours=2))))
+    assert rejected.value.errors[0].field == "at"
+
+
+def test_each_applied_batch_moves_the_version(store):
+    assert store.apply(validated(account())).version == 1
+    assert store.apply(validated(account())).version == 2
+    assert store.apply([]).version == 3
+    assert store.version() == 3
+
+
+def test_apply_reports_counts_and_accounts(store):
+    result = store.apply(validated(account("a"), account("b"), web_visits("b")))
+    assert result.applied == 3
+    assert result.by_type == {"account": 2, "web_visits": 1}
+    assert result.accounts == {"a", "b"}
+
+
+def test_prune_drops_old_facts_without_changing_metrics(store, clock):
+    store.apply(validated(*[web_visits(offset=o, visits=5) for o in range(-60, 0)],
+                          privacy(request="old", received_at=ago(days=50), status="completed"),
+                          privacy(request="open", received_at=ago(days=50))))
+    text = exposition(store, clock)
+    removed = store.prune(utc_day(NOW) - 42)
+    assert removed > 0
+    assert exposition(store, clock) == text
+    conn = store.connection()
+    assert conn.execute("SELECT MIN(day) FROM web_visits").fetchone()[0] == utc_day(NOW) - 42
+    assert conn.execute("SELECT COUNT(*) FROM privacy_requests").fetchone()[0] == 1
+
+
+def test_concurrent_readers_see_whole_batches(store, tmp_path):
+    reader = Store(store.path)
+    store.apply(validated(*[web_visits(offset=-1, page=f"/{i}") for i in range(100)]))
+    facts = reader.facts(utc_day(NOW))
+    assert facts["acc-1"].web_pages_last_week == 100
+    reader.close()
