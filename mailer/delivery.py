@@ -32,7 +32,7 @@ from mailer.catalog import Catalog
 from mailer.config import DeliveryConfig
 from mailer.message import build_message
 from mailer.model import Brand, EmailRequest, RenderedEmail
-from mailer.outbox import OutboxRow, Queue, email_request, prune_state
+from mailer.outbox import OutboxRow, Queue, email_request, prune_state, tracking_headers
 from mailer.smtp import PermanentSendError, SendError
 from mailer.store import Store, StoreError
 
@@ -107,7 +107,8 @@ class DeliveryWorker:
             request = email_request(row.request, self.catalog)
             rendered = self.renderer.render(request)
             message = build_message(rendered, self.brand, row.recipient, row.message_id,
-                                    row.thread_ids, datetime.fromtimestamp(self.clock(), UTC))
+                                    row.thread_ids, datetime.fromtimestamp(self.clock(), UTC),
+                                    tracking_headers(row))
         except Exception as error:  # noqa: BLE001 - any render/build error is permanent
             log.error("deliver email %d (%s %s): prepare message: %s", row.id, row.notification,
                       row.phase, error)

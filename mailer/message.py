@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -37,7 +37,8 @@ def message_id(notification_key: str, recipient: str, domain: str) -> str:
 
 
 def build_message(rendered: RenderedEmail, brand: Brand, recipient: str, msg_id: str,
-                  thread_ids: Sequence[str], date: datetime) -> EmailMessage:
+                  thread_ids: Sequence[str], date: datetime,
+                  extra_headers: Mapping[str, str] | None = None) -> EmailMessage:
     """The message as it goes to the SMTP server.
 
     :raise ValueError: if a header value is invalid (e.g. a malformed address).
@@ -57,6 +58,8 @@ def build_message(rendered: RenderedEmail, brand: Brand, recipient: str, msg_id:
     # Tell auto-responders (vacation replies, Outlook's out-of-office) not to answer.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
+    for name, value in (extra_headers or {}).items():
+        message[name] = value
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message

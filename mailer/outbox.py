@@ -65,8 +65,10 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
     }
 
 
-def request_json(planned: PlannedEmail, recipient: Recipient, generated_at: float) -> str:
+def request_json(planned: PlannedEmail, recipient: Recipient, generated_at: float,
+                 audience: Audience) -> str:
     return json.dumps({
+        "audience": audience,
         "notification": planned.kind.name,
         "phase": planned.phase,
         "account": planned.account,
@@ -192,7 +194,7 @@ class Intake:
                                         planned.alerts)
                     undeliverable += 1
                     continue
-                queued += self._queue(tx, planned, recipients, now)
+                queued += self._queue(tx, planned, recipients, now, audience)
             for name, count in decision.received.items():
                 increment(tx, counters.NOTIFICATIONS_RECEIVED, name, count)
             for name, count in decision.deduplicated.items():
@@ -201,7 +203,7 @@ class Intake:
         return IntakeResult(queued, undeliverable, sum(decision.deduplicated.values()))
 
     def _queue(self, tx: sqlite3.Connection, planned: PlannedEmail,
-               recipients: Sequence[Recipient], now: float) -> int:
+               recipients: Sequence[Recipient], now: float, audience: Audience) -> int:
         queued = 0
         for recipient in recipients:
             msg_id = message_id(planned.notification_key, recipient.address, self.sender_domain)
@@ -214,11 +216,20 @@ class Intake:
                 " ON CONFLICT (notification_key, recipient) DO NOTHING",
                 (planned.notification_key, recipient.address, planned.kind.name, planned.phase,
                  planned.account, msg_id, " ".join(threads),
-                 request_json(planned, recipient, now), now, now, now))
+                 request_json(planned, recipient, now, audience), now, now, now))
             if cursor.rowcount:
                 queued += 1
                 increment(tx, counters.EMAILS_QUEUED, planned.kind.name)
         return queued
+
+
+def tracking_headers(row: OutboxRow) -> dict[str, str]:
+    """X-Sysnotify-* headers that let tools and tests identify an email without parsing its
+    wording: the notification (`operators` for the pipeline's own alerts), phase and account."""
+    if row.request.get("audience") == "operator":
+        return {"X-Sysnotify-Notification": "operators", "X-Sysnotify-Phase": row.phase}
+    return {"X-Sysnotify-Notification": row.notification, "X-Sysnotify-Phase": row.phase,
+            "X-Sysnotify-Account": row.request.get("account", "")}
 
 
 def _outbox_row(row: sqlite3.Row) -> OutboxRow:

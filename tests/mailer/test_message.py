@@ -35,7 +35,8 @@ def test_message_ids_are_stable_per_notification_and_recipient() -> None:
 
 def test_structure_and_headers() -> None:
     message = parsed(build_message(rendered(), BRAND, "a@corp.example", "<id-2@acme.example>",
-                                   ("<id-1@acme.example>", "<id-0@acme.example>"), DATE))
+                                   ("<id-1@acme.example>", "<id-0@acme.example>"), DATE,
+                                   {"X-Sysnotify-Phase": "recovery"}))
     assert message["From"] == "Acme Insights <no-reply@acme.example>"
     assert message["To"] == "a@corp.example"
     assert message["Cc"] is None and message["Bcc"] is None
@@ -44,6 +45,7 @@ def test_structure_and_headers() -> None:
     assert message["References"] == "<id-1@acme.example> <id-0@acme.example>"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["X-Auto-Response-Suppress"] == "All"
+    assert message["X-Sysnotify-Phase"] == "recovery"
     assert message["Date"] == "Fri, 27 Nov 2026 09:00:00 +0000"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert message.get_body(("plain",)).get_content().splitlines() == ["Plain text body"]

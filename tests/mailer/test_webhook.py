@@ -89,6 +89,9 @@ def test_each_notification_reaches_exactly_its_recipients(
         parts = [part.get_content_type() for part in message.iter_parts()]
         assert parts == ["text/plain", "text/html"]
         assert account_name in message["Subject"]
+        assert message["X-Sysnotify-Notification"] == fixture.removesuffix("_firing")
+        assert message["X-Sysnotify-Phase"] == "problem"
+        assert message["X-Sysnotify-Account"] == account
         subjects.add(message["Subject"])
     assert len(subjects) == 1  # the same email for every recipient
     assert len({r.message["Message-ID"] for r in received}) == len(expected)
@@ -120,6 +123,8 @@ def test_recovery_is_threaded_under_the_problem_email(
     assert recovery["In-Reply-To"] == problem["Message-ID"]
     assert recovery["References"] == problem["Message-ID"]
     assert recovery["Subject"] != problem["Subject"]
+    assert (recovery["X-Sysnotify-Notification"], recovery["X-Sysnotify-Phase"]) == \
+        ("credential_expired", "recovery")
     assert len(smtp_server.to(CREDENTIALS_ONLY)) == 2
     assert len(smtp_server.to(SYNC_ONLY)) == 0
 
@@ -171,6 +176,7 @@ def test_duplicates_are_suppressed_and_reminders_sent_after_the_window(
     deliver(app)
     problem, reminder = smtp_server.to(PRIMARY)
     assert reminder["In-Reply-To"] == problem["Message-ID"]
+    assert reminder["X-Sysnotify-Phase"] == "reminder"
     assert reminder["Message-ID"] != problem["Message-ID"]
 
 
@@ -227,7 +233,10 @@ def test_operator_alerts_go_only_to_operators(app: Any, client: Any,
     assert response.json["queued"] == 0 and response.json["undeliverable"] == 1
     deliver(app)
     assert [r.rcpt_tos for r in smtp_server.messages] == [["oncall@ops.example"]]
-    assert "SysnotifyMailerDeliveryFailing" in smtp_server.messages[0].message.as_string()
+    message = smtp_server.messages[0].message
+    assert "SysnotifyMailerDeliveryFailing" in message.as_string()
+    assert message["X-Sysnotify-Notification"] == "operators"
+    assert message["X-Sysnotify-Account"] is None
 
 
 def test_customer_payloads_on_the_operator_webhook_never_read_customer_recipients(
