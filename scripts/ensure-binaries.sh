@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Prometheus, promtool, Alertmanager and amtool are on this machine.
+# Makes sure Prometheus, promtool, Alertmanager, amtool and (for browser tests) Chromium are here.
 # Debian names Alertmanager `prometheus-alertmanager`, upstream `alertmanager`: either will do.
 # Missing ones are installed from the distribution (apt-get) when we are root. If that is not
 # possible we say so; under CI (CI=true) that is an error, locally the tests that need them skip.
@@ -11,6 +11,8 @@ missing_packages() {
     local pkgs=()
     { have prometheus && have promtool; } || pkgs+=(prometheus)
     { { have prometheus-alertmanager || have alertmanager; } && have amtool; } || pkgs+=(prometheus-alertmanager)
+    # Headless browser for the tests of the pages the mailer serves (previews).
+    { have chromium || have chromium-browser; } || pkgs+=(chromium)
     echo "${pkgs[@]:-}"
 }
 
@@ -35,8 +37,8 @@ if have apt-get; then
 fi
 
 msg="Missing Prometheus/Alertmanager binaries (packages: $pkgs). Install them, e.g. as root:
-    apt-get update && apt-get install prometheus prometheus-alertmanager
-or put prometheus, promtool, alertmanager (or prometheus-alertmanager) and amtool on PATH."
+    apt-get update && apt-get install prometheus prometheus-alertmanager chromium
+or put prometheus, promtool, alertmanager (or prometheus-alertmanager), amtool and chromium on PATH."
 if [ "${CI:-}" = "true" ]; then
     echo "ERROR: $msg" >&2
     exit 1

@@ -11,6 +11,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "promtool": ("promtool",),
     "alertmanager": ("alertmanager", "prometheus-alertmanager"),
     "amtool": ("amtool",),
+    # Headless browser for the tests of pages we serve (previews, inbox); Debian: `chromium`.
+    "chromium": ("chromium", "chromium-browser"),
 }
 
 
