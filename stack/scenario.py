@@ -10,10 +10,11 @@ Each customer notification has an account of its own, so every email can be trac
 | acc-globex | web visits fell to a fifth of the norm, on 3 pages only | - |
 | acc-initech | 4 privacy opt-out requests pending | - |
 | acc-umbrella | daily sync running for 7 hours | the sync finishes: "data sync completed" |
-| acc-wayne | Salesforce password expires in 5 days and its check fails: only "expired" is sent (inhibition) | - |
+| acc-wayne | Salesforce password expires in 5 days and its check fails: only "expired" is sent | - |
 | acc-stark | Eloqua check fails while an operator's silence covers the account | the silence ends: the email goes out |
 
-Fabrikam's sync also runs for 8 hours: DataSyncDelayed fires but is held back by its API limit.
+Fabrikam's sync also runs for 8 hours: DataSyncDelayed fires but is held back by its HubSpot limit,
+which also holds back HubSpot's own "approaching" alert (inhibitions).
 
 Every account has a primary administrator and subscribers for some categories, so tests can check
 that each email reaches exactly the right people.

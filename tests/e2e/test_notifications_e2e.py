@@ -99,13 +99,22 @@ def test_grouped_alerts_of_one_account_make_one_email_listing_each_system(story:
 
 
 def test_inhibited_alerts_send_nothing(story: LocalStack) -> None:
-    # Fabrikam's sync is held back by its API limit; Wayne's expiring password by its failure.
+    # Fabrikam's stalled sync and its HubSpot "approaching" are held back by the HubSpot limit.
     assert recipients_of(story, "acc-fabrikam", "data_sync_delayed", "problem") == []
-    assert recipients_of(story, "acc-wayne", "credential_expiring", "problem") == []
-    inhibited = {(a["labels"]["account"], a["labels"]["alertname"])
+    approaching = [m for m in customer_mails(story, "problem")
+                   if kind(m)[:2] == ("acc-fabrikam", "api_limit_approaching")]
+    assert approaching and all("HubSpot" not in m.part("text/plain") for m in approaching)
+    inhibited = {(a["labels"]["account"], a["labels"]["alertname"],
+                  a["labels"].get("platform", ""))
                  for a in story.alertmanager_alerts() if a["status"]["inhibitedBy"]}
-    assert ("acc-fabrikam", "DataSyncDelayed") in inhibited
-    assert ("acc-wayne", "CredentialExpiringSoon") in inhibited
+    assert ("acc-fabrikam", "DataSyncDelayed", "") in inhibited
+    assert ("acc-fabrikam", "ApiDailyLimitApproaching", "hubspot") in inhibited
+
+
+def test_a_failing_soon_expiring_password_is_only_reported_expired(story: LocalStack) -> None:
+    assert recipients_of(story, "acc-wayne", "credential_expiring", "problem") == []
+    assert recipients_of(story, "acc-wayne", "credential_expired", "problem") == sorted(
+        expected_recipients("acc-wayne", "credentials"))
 
 
 def test_privacy_reminder_reaches_primary_and_privacy_subscribers_only(story: LocalStack) -> None:
