@@ -93,14 +93,20 @@ class MailSink:
         self.maildir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
-        self._controller = Controller(_StoringHandler(self.maildir), hostname=host, port=port)
+        self._handler = _StoringHandler(self.maildir)
+        self._controller: Controller | None = None
 
     def start(self) -> MailSink:
+        # A fresh Controller per start: a stopped one has closed its event loop, and tests
+        # stop and start the sink on the same port to simulate an SMTP outage.
+        self._controller = Controller(self._handler, hostname=self.host, port=self.port)
         self._controller.start()
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def __enter__(self) -> MailSink:
         return self.start()
