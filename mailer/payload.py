@@ -110,7 +110,10 @@ def parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("time without a time zone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 lies past year 9999 in UTC
+        raise ValueError("time out of range") from None
 
 
 def _string_map(value: Any, where: str, problems: list[str]) -> dict[str, str]:

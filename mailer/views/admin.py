@@ -36,7 +36,10 @@ def require_admin_token() -> tuple[Response, int] | None:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than json.loads can recurse: not a valid body
+        body = None
     if not isinstance(body, dict):
         abort(400, description="the body must be a JSON object")
     return body

@@ -51,6 +51,9 @@ def _handle(audience: Audience) -> tuple[Response, int]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return _error(400, f"malformed JSON: {error}")
+    except RecursionError:
+        # json.loads recurses per nesting level: '[' * 5000 must be refused, not crash to 500.
+        return _error(400, "malformed JSON: nested too deeply")
     try:
         data = parse(body)
     except PayloadError as error:
