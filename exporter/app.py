@@ -95,6 +95,8 @@ def create_app(config: ExporterConfig, store: Store | None = None,
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             return bad_request(f"body is not valid JSON: {error}")
+        except RecursionError:  # json.loads recurses per level: '[' * 5000 is a 400, not a 500
+            return bad_request("body is not valid JSON: nested too deeply")
         if not isinstance(payload, dict):
             return bad_request('body must be a JSON object: {"events": [...]}')
         objs = payload.get("events")
