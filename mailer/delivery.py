@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -57,6 +58,16 @@ def backoff_delay(attempts: int, initial: float, maximum: float,
     growth with jitter in [50 %, 100 %] of the step, so retries of many rows spread out."""
     step = min(maximum, initial * (2 ** max(0, attempts - 1)))
     return step * (0.5 + 0.5 * rng())
+
+
+def redacted(error: object, recipient: str) -> str:
+    """The error's text without the recipient's address, for the log.
+
+    SMTP errors name the recipient (ours: "RCPT TO <address>"; servers echo it in their
+    replies); logs are read by more people than the outbox is, and the email id already
+    leads to the row and its recipient in the admin API.
+    """
+    return re.sub(re.escape(recipient), "<recipient>", str(error), flags=re.IGNORECASE)
 
 
 class DeliveryWorker:
@@ -111,13 +122,14 @@ class DeliveryWorker:
                                     tracking_headers(row))
         except Exception as error:  # noqa: BLE001 - any render/build error is permanent
             log.error("deliver email %d (%s %s): prepare message: %s", row.id, row.notification,
-                      row.phase, error)
+                      row.phase, redacted(error, row.recipient))
             self.queue.mark_failed(row, self.clock(), f"prepare message: {error}", None)
             return "failed"
         try:
             self.sender.send(message, self.brand.sender_address, row.recipient)
         except PermanentSendError as error:
-            log.error("deliver email %d: permanent failure: %s", row.id, error)
+            log.error("deliver email %d: permanent failure: %s", row.id,
+                      redacted(error, row.recipient))
             self.queue.mark_failed(row, self.clock(), str(error), "permanent")
             self._consecutive_failures = 0
             return "failed"
@@ -134,12 +146,14 @@ class DeliveryWorker:
         too_old = now - row.queued_at >= self.config.max_age_seconds
         if attempts >= self.config.max_attempts or too_old:
             why = "too old" if too_old else f"{attempts} attempts"
-            log.error("deliver email %d: giving up (%s): %s", row.id, why, error)
+            log.error("deliver email %d: giving up (%s): %s", row.id, why,
+                      redacted(error, row.recipient))
             self.queue.mark_failed(row, now, f"gave up after {why}: {error}", "transient")
             return "failed"
         delay = backoff_delay(attempts, self.config.backoff_initial_seconds,
                               self.config.backoff_max_seconds)
-        log.warning("deliver email %d: %s; retry in %.1fs", row.id, error, delay)
+        log.warning("deliver email %d: %s; retry in %.1fs", row.id,
+                    redacted(error, row.recipient), delay)
         self.queue.retry_later(row, now, now + delay, str(error))
         return "retry"
 
