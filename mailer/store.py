@@ -4,7 +4,10 @@ Durability: WAL journal with `synchronous=FULL`, so a commit is fsynced to the W
 webhook answers 2xx and survives a power loss, not only a process crash (`NORMAL` would only
 survive the latter). Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's single write
 lock up front: concurrent gunicorn workers and delivery threads serialise there instead of
-failing half-way with SQLITE_BUSY on lock upgrade.
+failing half-way with SQLITE_BUSY on lock upgrade. Threads of one process also queue on a
+Python lock before BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps that grow to
+100 ms, which under load made webhook answers and deliveries wait far longer than the
+transactions they waited for; a lock hands over at once.
 
 The schema is versioned with `PRAGMA user_version`; MIGRATIONS[i] upgrades version i to
 i+1. Statements are split on ";", so the SQL comments must not contain one.
@@ -108,6 +111,7 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
@@ -151,6 +155,16 @@ class Store:
         :raise StoreError: when SQLite fails (the caller's own exceptions pass through).
         """
         conn = self.connection()
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise StoreError(f"begin write transaction: another thread held the store "
+                             f"for more than {BUSY_TIMEOUT_MS / 1000:.0f}s")
+        try:
+            yield from self._transaction(conn)
+        finally:
+            self._write_lock.release()
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
@@ -158,7 +172,10 @@ class Store:
         try:
             yield conn
         except BaseException as error:
-            conn.execute("ROLLBACK")
+            # SQLite rolls a transaction back by itself on SQLITE_FULL and some I/O errors; a
+            # second ROLLBACK would fail and hide the real error (a 500 instead of a 503).
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             if isinstance(error, sqlite3.Error):
                 raise StoreError(f"write to store: {error}") from error
             raise

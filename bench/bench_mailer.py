@@ -1,0 +1,108 @@
+"""Mailer benchmark, side by side with Alertmanager's own email notifier.
+
+    .venv/bin/python -m bench --only mailer                  # everything (make bench)
+    .venv/bin/python -m bench --only mailer -- --only throughput --alerts 500
+
+Scenarios (each prints its figures and, where there are two sides, the ratio):
+
+throughput  N alerts, each its own group, posted to a real Alertmanager 0.25: (a) its
+            email_configs to an aiosmtpd server, (b) its webhook to the mailer under gunicorn
+            to the same kind of server. Emails/s, ratio b/a, lost and doubled messages, and
+            the mailer's webhook answer times (gunicorn's request time, p50/p99).
+latency     the whole stack (stack.local.LocalStack, timings shortened as in the end-to-end
+            tests): a fact posted to the exporter -> the email stored by the SMTP sink, and
+            the mailer's share of it (webhook received -> SMTP accepted), p50/p99.
+memory      resident memory (RSS and PSS over all processes) of the mailer with 10,000
+            accounts of recipients after a batch of notifications, and of the exporter
+            serving simulated data of 10,000 accounts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from bench import mailer_latency, mailer_memory, mailer_throughput
+from bench import mailer_stack as ms
+
+TARGET_RATIO = 1.2
+TARGET_WEBHOOK_P99_MS = 50.0
+TARGET_MAILER_SHARE_P99_MS = 100.0
+SCENARIOS = ("throughput", "latency", "memory")
+
+
+def _print(rows: Sequence[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}", flush=True)
+
+
+def _verdicts(verdicts: Sequence[tuple[str, bool]]) -> None:
+    for label, ok in verdicts:
+        print(f"  [{'ok' if ok else 'MISSED'}] {label}", flush=True)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    accounts = [ms.account_id(n) for n in range(1, args.alerts + 1)]
+    print(f"throughput: {len(accounts)} alerts, one group each", flush=True)
+    email = mailer_throughput.alertmanager_email(accounts, args.timeout)
+    _print(mailer_throughput.describe(email))
+    mailer = mailer_throughput.mailer(accounts, args.timeout, args.workers, args.threads)
+    _print(mailer_throughput.describe(mailer))
+    ratio = mailer.rate / email.rate if email.rate else 0.0
+    p99 = ms.percentile(mailer.webhook_ms, 0.99) if mailer.webhook_ms else float("inf")
+    _print([("ratio: mailer / Alertmanager email", f"{ratio:.2f}x")])
+    _verdicts([
+        (f"mailer >= {TARGET_RATIO}x Alertmanager's emails/s", ratio >= TARGET_RATIO),
+        ("zero lost, zero doubled (both sides)",
+         email.complete and mailer.complete and email.tally.clean and mailer.tally.clean),
+        (f"webhook answer p99 < {TARGET_WEBHOOK_P99_MS:.0f} ms", p99 < TARGET_WEBHOOK_P99_MS),
+    ])
+
+
+def latency(args: argparse.Namespace) -> None:
+    print(f"latency: {args.samples} samples, {args.spacing:.1f} s apart, whole stack",
+          flush=True)
+    result = mailer_latency.measure(args.samples, args.spacing, args.timeout)
+    _print(mailer_latency.describe(result))
+    share = result.mailer_seconds
+    p99 = ms.percentile(share, 0.99) * 1000 if share else float("inf")
+    _verdicts([(f"mailer's share p99 < {TARGET_MAILER_SHARE_P99_MS:.0f} ms when idle",
+                p99 < TARGET_MAILER_SHARE_P99_MS and not result.missing)])
+
+
+def memory(args: argparse.Namespace) -> None:
+    print(f"memory: {args.accounts} accounts", flush=True)
+    idle, loaded, sent = mailer_memory.mailer(args.accounts, args.notifications,
+                                              args.workers, args.timeout)
+    rows = [(f"mailer ({args.workers} workers), ready", mailer_memory.mib(idle)),
+            (f"mailer after {args.notifications} notifications ({sent} emails sent)",
+             mailer_memory.mib(loaded))]
+    _print(rows)
+    idle, loaded, events, seconds = mailer_memory.exporter(args.accounts, args.days)
+    _print([(f"exporter store: {events:,} simulated events ({args.days} days)",
+             f"loaded in {seconds:.0f} s"),
+            ("exporter, ready", mailer_memory.mib(idle)),
+            ("exporter after two /metrics scrapes", mailer_memory.mib(loaded))])
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench --only mailer --")
+    parser.add_argument("--only", action="append", choices=SCENARIOS,
+                        help="run only this scenario (repeatable)")
+    parser.add_argument("--alerts", type=int, default=2000, help="alert groups (throughput)")
+    parser.add_argument("--timeout", type=float, default=90.0,
+                        help="seconds to wait for all emails of one side")
+    parser.add_argument("--workers", type=int, default=2, help="mailer gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="delivery threads per worker")
+    parser.add_argument("--samples", type=int, default=30, help="latency samples")
+    parser.add_argument("--spacing", type=float, default=1.5,
+                        help="seconds between latency samples (more than one evaluation)")
+    parser.add_argument("--accounts", type=int, default=10_000, help="accounts (memory)")
+    parser.add_argument("--notifications", type=int, default=2000,
+                        help="webhooks posted to the mailer before measuring its memory")
+    parser.add_argument("--days", type=int, default=35, help="simulated days (memory)")
+    args = parser.parse_args(argv)
+    for name in args.only or SCENARIOS:
+        globals()[name](args)
+    return 0

@@ -1,0 +1,119 @@
+"""Throughput and webhook answer time: Alertmanager's email notifier against the mailer.
+
+Both sides get the same N alerts, each in its own aggregation group (group_by account,
+group_wait 0s), posted to a fresh real Alertmanager, and send to a fresh counting aiosmtpd
+server. The clock runs from the first POST to Alertmanager until the N-th message is accepted
+by the SMTP server.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import mailer_stack as ms
+from bench.mail_counter import CountingSmtpServer, Tally, tally
+from stack.process import free_port
+
+
+@dataclass(frozen=True)
+class SideResult:
+    name: str
+    expected: int
+    seconds: float  # first POST to the last expected message (or the timeout)
+    complete: bool
+    tally: Tally
+    smtp_connections: int
+    webhook_ms: tuple[float, ...] = ()
+    outbox_seconds: tuple[float, ...] = ()  # webhook received -> SMTP accepted, per email
+    webhook_span: float = 0.0  # first to last webhook received by the mailer
+
+    @property
+    def rate(self) -> float:
+        return self.tally.received / self.seconds if self.seconds else 0.0
+
+
+def _run(name: str, am_config: dict, workdir: Path, smtp: CountingSmtpServer,
+         accounts: list[str], timeout: float) -> tuple[float, bool]:
+    alerts = ms.expired_credential_alerts(accounts, ms.utc_now())
+    with ms.alertmanager(am_config, workdir, name) as am:
+        started = time.monotonic()
+        ms.post_alerts(am.url, alerts)  # type: ignore[attr-defined]
+        complete = smtp.wait_for(len(accounts), timeout)
+        last = max((a.at for a in smtp.arrivals()), default=time.monotonic())
+        seconds = (last if complete else time.monotonic()) - started
+        # Anything still in flight (a doubled message) gets a moment to show up.
+        time.sleep(1.0)
+    return seconds, complete
+
+
+def alertmanager_email(accounts: list[str], timeout: float) -> SideResult:
+    """Side (a): Alertmanager's email_configs straight to the SMTP server."""
+    with tempfile.TemporaryDirectory(prefix="sysnotify-bench-am-") as tmp, \
+            CountingSmtpServer(free_port()) as smtp:
+        seconds, complete = _run("am-email", ms.alertmanager_email_config(smtp.port),
+                                 Path(tmp), smtp, accounts, timeout)
+        arrivals = smtp.arrivals()
+        return SideResult("Alertmanager email_configs", len(accounts), seconds, complete,
+                          tally(arrivals, {ms.recipient_of(a) for a in accounts}),
+                          smtp.connections())
+
+
+def mailer(accounts: list[str], timeout: float, workers: int, threads: int) -> SideResult:
+    """Side (b): Alertmanager's webhook to the mailer under gunicorn, then SMTP."""
+    with tempfile.TemporaryDirectory(prefix="sysnotify-bench-mailer-") as tmp, \
+            CountingSmtpServer(free_port()) as smtp:
+        workdir = Path(tmp)
+        config = ms.write_mailer_config(workdir, smtp.port, {"threads": threads})
+        ms.seed_recipients(workdir / "mailer.db", accounts)
+        token_file = workdir / "webhook-token"
+        token_file.write_text(ms.WEBHOOK_TOKEN)
+        with ms.mailer_service(workdir, config, workers) as service:
+            requests.get(f"{service.url}/readyz", timeout=10)  # type: ignore[attr-defined]
+            seconds, complete = _run(
+                "am-webhook", ms.alertmanager_webhook_config(service.port,  # type: ignore
+                                                             token_file),
+                workdir, smtp, accounts, timeout)
+        arrivals = smtp.arrivals()
+        rows = ms.outbox_latencies(workdir / "mailer.db")
+        latencies = tuple(done - received for _, received, done in rows)
+        received = [r for _, r, _ in rows]
+        return SideResult(f"mailer ({workers} workers x {threads} delivery threads)",
+                          len(accounts), seconds, complete,
+                          tally(arrivals, {ms.recipient_of(a) for a in accounts}),
+                          smtp.connections(),
+                          tuple(ms.webhook_times_ms(workdir / "mailer-access.log")),
+                          latencies, max(received, default=0) - min(received, default=0))
+
+
+def describe(result: SideResult) -> list[tuple[str, str]]:
+    t = result.tally
+    rows = [
+        (f"{result.name}: emails", f"{t.received}/{result.expected}"
+                                   f"{'' if result.complete else ' (TIMED OUT)'}"),
+        ("  seconds, first POST to last email", f"{result.seconds:.2f} s"),
+        ("  throughput", f"{result.rate:,.0f} emails/s"),
+        ("  SMTP connections", f"{result.smtp_connections}"),
+        ("  lost / doubled recipients / doubled Message-IDs",
+         f"{t.lost_recipients} / {t.doubled_recipients} / {t.doubled_message_ids}"),
+    ]
+    if result.webhook_ms:
+        w = result.webhook_ms
+        rows.append(("  webhook answers (gunicorn request time)",
+                     f"{len(w)}: p50 {ms.percentile(w, 0.5):.0f} ms, "
+                     f"p99 {ms.percentile(w, 0.99):.0f} ms, max {max(w):.0f} ms"))
+    if result.outbox_seconds:
+        o = result.outbox_seconds
+        rows.append(("  webhooks: first to last received",
+                     f"{result.webhook_span:.2f} s "
+                     f"({len(o) / result.webhook_span if result.webhook_span else 0:,.0f}/s)"))
+        rows.append(("  webhook received -> SMTP accepted",
+                     f"p50 {ms.percentile(o, 0.5) * 1000:.0f} ms, "
+                     f"p99 {ms.percentile(o, 0.99) * 1000:.0f} ms, "
+                     f"mean {statistics.fmean(o) * 1000:.0f} ms"))
+    return rows
