@@ -391,6 +391,13 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
             unit="none", width=4, height=4, thresholds=[(None, INFO)],
         ),
         Panel(
+            "stat", "Exporter store readable",
+            "1 when the exporter could read its fact store at the last scrape; 0 means the "
+            "customer metrics are missing from its output.",
+            [Query("min(sysnotify_exporter_store_up)", instant=True)],
+            unit="none", width=4, height=4, thresholds=[(None, BAD), (1, OK)],
+        ),
+        Panel(
             "timeseries", "Email outcomes",
             "Per minute: emails queued in the outbox, sent, failed and undeliverable "
             "(no recipients), and alerts that were re-deliveries and sent nothing.",
