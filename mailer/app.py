@@ -49,7 +49,8 @@ class Mailer:
         self.registry = registry_for(self.store, self.catalog)
         self.workers = [
             DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
-                           config.delivery, config.dedup.state_retention_seconds, clock)
+                           config.delivery, config.dedup.state_retention_seconds, clock,
+                           send_budget=2 * config.smtp.timeout_seconds)
             for _ in range(config.delivery.threads)
         ]
 

@@ -75,6 +75,7 @@ class SmtpConfig:
 class DeliveryConfig:
     enabled: bool = True
     threads: int = 1
+    claim_batch: int = 10
     poll_interval_seconds: float = 1.0
     lease_seconds: float = 120.0
     max_attempts: int = 12
@@ -346,6 +347,7 @@ def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None,
     delivery = DeliveryConfig(
         enabled=delivery_reader.get("enabled", bool, True),
         threads=delivery_reader.integer("threads", 1, 1, 16),
+        claim_batch=delivery_reader.integer("claim_batch", 10, 1, 500),
         poll_interval_seconds=delivery_reader.duration("poll_interval", 1.0, minimum=0.01),
         lease_seconds=delivery_reader.duration("lease", 120.0, minimum=1.0),
         max_attempts=delivery_reader.integer("max_attempts", 12, 1),

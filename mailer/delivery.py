@@ -1,10 +1,13 @@
 """The delivery worker: claims outbox rows, renders them, sends them by SMTP.
 
 Every gunicorn worker runs its own delivery thread(s), each with its own SMTP connection.
-They never send the same row twice at the same time: a row is claimed atomically with a lease
-(claimed_by, lease_until) and marked sent in a transaction right after the SMTP server
-accepted it. A worker killed at any moment leaves at most its claimed rows behind; their
-lease expires and another worker (or the restarted one) sends them. The only possible
+They never send the same row twice at the same time: rows are claimed atomically with a lease
+(claimed_by, lease_until), a batch of up to `claim_batch` in one transaction, and each is
+marked sent in its own transaction right after the SMTP server accepted it. A claimed row is
+only started while at least `send_budget` (twice the SMTP timeout) of its lease is left, the
+same margin a single claimed row has; later rows of the batch are given back. A worker
+killed at any moment leaves at most its claimed rows behind; their lease expires and another
+worker (or the restarted one) sends them. The only possible
 duplicate is the email that the SMTP server had accepted when the kill came, before the
 "sent" commit: at most one message per delivery thread.
 
@@ -23,6 +26,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -76,7 +80,9 @@ class DeliveryWorker:
     def __init__(self, store: Store, catalog: Catalog, renderer: RendererLike,
                  sender: SenderLike, brand: Brand, config: DeliveryConfig,
                  state_retention: float, clock: Callable[[], float] = time.time,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, send_budget: float | None = None) -> None:
+        """:param send_budget: the longest one send may take (default: half the lease); a
+            claimed row is not started with less than this left of its lease."""
         self.store = store
         self.catalog = catalog
         self.renderer = renderer
@@ -92,16 +98,34 @@ class DeliveryWorker:
         self._thread: threading.Thread | None = None
         self._consecutive_failures = 0
         self._last_prune = 0.0
+        self.send_budget = config.lease_seconds / 2 if send_budget is None else send_budget
+        self._claimed: deque[OutboxRow] = deque()
+        self._start_deadline = 0.0
 
     # -- one step -------------------------------------------------------------------------
 
     def run_once(self) -> str | None:
-        """Claims and handles one due row; returns "sent", "retry", "failed" or None (idle)."""
-        now = self.clock()
-        row = self.queue.claim(now)
+        """Handles one due row, claiming a batch when none is left over from the last one;
+        returns "sent", "retry", "failed" or None (idle)."""
+        row = self._next_row()
         if row is None:
             return None
         return self._deliver(row)
+
+    def _next_row(self) -> OutboxRow | None:
+        now = self.clock()
+        if self._claimed and now > self._start_deadline:
+            # Too little lease left to start them: claim them afresh.
+            self.release_claimed()
+        if not self._claimed:
+            self._claimed.extend(self.queue.claim_batch(now, self.config.claim_batch))
+            self._start_deadline = now + self.config.lease_seconds - self.send_budget
+        return self._claimed.popleft() if self._claimed else None
+
+    def release_claimed(self) -> None:
+        """Gives back the claimed rows not yet started (on shutdown or an expiring lease)."""
+        while self._claimed:
+            self.queue.release(self._claimed.popleft())
 
     def drain(self, limit: int = 10_000) -> dict[str, int]:
         """Handles due rows until none is due (or `limit`); returns outcome counts."""
@@ -111,6 +135,7 @@ class DeliveryWorker:
             if outcome is None:
                 break
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        self.release_claimed()
         return outcomes
 
     def _deliver(self, row: OutboxRow) -> str:
@@ -187,6 +212,10 @@ class DeliveryWorker:
                 self.config.poll_interval_seconds
             self.wakeup.wait(delay)
             self.wakeup.clear()
+        try:
+            self.release_claimed()
+        except StoreError as error:  # their lease expires; another worker sends them then
+            log.error("delivery: give back claimed emails: %s", error)
         self.sender.close()
 
     def start(self) -> None:

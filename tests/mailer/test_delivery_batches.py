@@ -1,0 +1,96 @@
+"""Delivery claims due emails in batches: one transaction for many, never a row sent under a
+lease that could run out mid-send, unstarted rows given back."""
+
+from __future__ import annotations
+
+import dataclasses
+from email.message import EmailMessage
+from typing import Any
+
+from mailer.app import mailer_of
+from mailer.delivery import DeliveryWorker
+from mailer.outbox import Queue
+from tests.mailer.conftest import FakeClock, SmtpServer
+from tests.mailer.test_delivery import pending, queue_three
+
+
+def claimed_by(app: Any) -> list[str | None]:
+    return [row[0] for row in mailer_of(app).store.connection().execute(
+        "SELECT claimed_by FROM outbox WHERE status = 'pending' ORDER BY id")]
+
+
+def test_a_batch_claims_up_to_its_limit_oldest_first_and_no_one_else_gets_them(
+        app: Any, clock: FakeClock) -> None:
+    queue_three(app)
+    store = mailer_of(app).store
+    first, second = Queue(store, "worker-a", 30), Queue(store, "worker-b", 30)
+    batch = first.claim_batch(clock(), 2)
+    assert [row.id for row in batch] == sorted(row.id for row in batch)
+    assert len(batch) == 2
+    rest = second.claim_batch(clock(), 10)
+    assert len(rest) == 1 and rest[0].id not in {row.id for row in batch}
+    assert second.claim_batch(clock(), 10) == []
+    clock.advance(31)  # every lease has expired: all three are due again, to anyone
+    assert {row.id for row in second.claim_batch(clock(), 10)} == \
+        {row.id for row in (*batch, *rest)}
+
+
+def worker_with(app: Any, clock: FakeClock, sender: Any, **delivery: Any) -> DeliveryWorker:
+    mailer = mailer_of(app)
+    config = dataclasses.replace(mailer.config.delivery, **delivery)
+    return DeliveryWorker(mailer.store, mailer.catalog, mailer.renderer, sender,
+                          mailer.config.brand, config, 86400, clock, worker_id="batch-worker",
+                          send_budget=10)
+
+
+class SlowSender:
+    """Checks, as each send starts, that the row's lease outlasts the send budget; each send
+    then takes `seconds` of the fake clock."""
+
+    def __init__(self, app: Any, clock: FakeClock, seconds: float) -> None:
+        self.app, self.clock, self.seconds = app, clock, seconds
+        self.sent: list[str] = []
+        self.lease_left: list[float] = []
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+        lease_until = mailer_of(self.app).store.connection().execute(
+            "SELECT lease_until FROM outbox WHERE message_id = ?",
+            (message["Message-ID"],)).fetchone()[0]
+        self.lease_left.append(lease_until - self.clock())
+        self.sent.append(recipient)
+        self.clock.advance(self.seconds)
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_email_of_a_batch_is_sent_once(app: Any, smtp_server: SmtpServer,
+                                             clock: FakeClock) -> None:
+    queue_three(app)
+    worker = worker_with(app, clock, mailer_of(app).workers[0].sender, claim_batch=2)
+    assert worker.drain() == {"sent": 3}
+    assert len({m.rcpt_tos[0] for m in smtp_server.messages}) == len(smtp_server.messages) == 3
+    assert pending(app) == 0
+
+
+def test_rows_left_with_too_little_lease_are_claimed_afresh_before_sending(
+        app: Any, clock: FakeClock) -> None:
+    queue_three(app)
+    sender = SlowSender(app, clock, seconds=25)
+    # Lease 30 s, budget 10 s: only the first 20 s after a claim may start a send.
+    worker = worker_with(app, clock, sender, claim_batch=10, lease_seconds=30)
+    assert worker.drain() == {"sent": 3}
+    assert len(sender.sent) == len(set(sender.sent)) == 3
+    assert all(left >= 10 for left in sender.lease_left), sender.lease_left
+
+
+def test_unstarted_rows_are_given_back(app: Any, clock: FakeClock) -> None:
+    queue_three(app)
+    sender = SlowSender(app, clock, seconds=0)
+    worker = worker_with(app, clock, sender, claim_batch=10)
+    assert worker.run_once() == "sent"
+    assert claimed_by(app) == ["batch-worker", "batch-worker"]
+    worker.release_claimed()
+    assert claimed_by(app) == [None, None]
+    assert worker.drain(limit=1) == {"sent": 1}
+    assert claimed_by(app) == [None]  # drain gives back what it did not get to
