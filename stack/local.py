@@ -217,7 +217,8 @@ class LocalStack:
                 timeout=30,
             )
             if response.status_code // 100 != 2:
-                raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:2000]}")
+                raise RuntimeError(
+                    f"ingest answered {response.status_code}: {response.text[:2000]}")
 
     def add_recipients(self, accounts: Iterable[DemoAccount]) -> None:
         """Registers each account's primary administrator and subscribers via the admin API."""
@@ -261,7 +262,7 @@ class LocalStack:
 
     def wait_for(self, condition: Callable[[], Any], timeout: float, what: str,
                  interval: float = 0.5) -> Any:
-        """Polls `condition` until it returns something truthy; raises TimeoutError naming `what`."""
+        """Polls `condition` until it returns something truthy; else TimeoutError naming `what`."""
         deadline = time.monotonic() + timeout
         while True:
             result = condition()

@@ -171,7 +171,8 @@ def create_inbox_app(maildir: Path) -> Any:
                 # Served as its own document inside a sandboxed iframe: the email is untrusted.
                 return mail.part("text/html"), 200, {
                     "Content-Type": "text/html; charset=utf-8",
-                    "Content-Security-Policy": "default-src 'none'; img-src * data:; style-src 'unsafe-inline'",
+                    "Content-Security-Policy":
+                        "default-src 'none'; img-src * data:; style-src 'unsafe-inline'",
                 }
         abort(404)
 

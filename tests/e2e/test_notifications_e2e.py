@@ -83,7 +83,8 @@ def test_each_problem_reaches_exactly_its_recipients_once(story: LocalStack) -> 
         assert sorted(expected_recipients(acct, category)) == got, (acct, notification)
 
 
-def test_grouped_alerts_of_one_account_make_one_email_listing_each_system(story: LocalStack) -> None:
+def test_grouped_alerts_of_one_account_make_one_email_listing_each_system(
+        story: LocalStack) -> None:
     contoso = [m for m in customer_mails(story, "problem")
                if kind(m)[:2] == ("acc-contoso", "credential_expired")]
     assert len(contoso) == 2  # one per recipient, not one per system
@@ -203,7 +204,8 @@ def test_recovery_emails_thread_under_their_problem(story: LocalStack) -> None:
 
 
 def test_ending_the_silence_releases_the_held_email(story: LocalStack) -> None:
-    ids = story.amtool("silence", "query", "-q", f"account={scenario.SILENCED_ACCOUNT}").stdout.split()
+    query = story.amtool("silence", "query", "-q", f"account={scenario.SILENCED_ACCOUNT}")
+    ids = query.stdout.split()
     assert ids
     story.amtool("silence", "expire", *ids)
     story.wait_for(

@@ -62,7 +62,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_chromium_renders_an_email_preview(chromium: str, preview_url: str,
                                            tmp_path: Path) -> None:
     out = tmp_path / "credential_expired.png"
-    screenshot(chromium, f"{preview_url}/credential_expired?phase=problem", out, tmp_path / "profile")
+    screenshot(chromium, f"{preview_url}/credential_expired?phase=problem", out,
+               tmp_path / "profile")
     data = out.read_bytes()
     assert png_size(data) == (WIDTH, HEIGHT)
     # A blank page compresses to about 6 kB and a one-line JSON error page to under 20 kB;
