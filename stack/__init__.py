@@ -1,1 +1,1 @@
-"""Runs sysnotify's parts as plain processes on loopback: for the demo, the tests and the benchmarks."""
+"""Runs sysnotify's parts as plain processes on loopback: demo, tests and benchmarks."""

@@ -1,4 +1,4 @@
-"""The demo's and end-to-end tests' story: accounts whose integrations get into trouble, then recover.
+"""The demo's and end-to-end tests' story: accounts in trouble, then recovering.
 
 Each customer notification has an account of its own, so every email can be traced to one cause:
 
