@@ -12,6 +12,7 @@ throughput  N alerts, each its own group, posted to a real Alertmanager 0.25: (a
 latency     the whole stack (stack.local.LocalStack, timings shortened as in the end-to-end
             tests): a fact posted to the exporter -> the email stored by the SMTP sink, and
             the mailer's share of it (webhook received -> SMTP accepted), p50/p99.
+stages      where one mailer email's time goes, stage by stage, in one process.
 memory      resident memory (RSS and PSS over all processes) of the mailer with 10,000
             accounts of recipients after a batch of notifications, and of the exporter
             serving simulated data of 10,000 accounts.
@@ -22,13 +23,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bench import mailer_latency, mailer_memory, mailer_throughput
+from bench import mailer_latency, mailer_memory, mailer_stages, mailer_throughput
 from bench import mailer_stack as ms
 
 TARGET_RATIO = 1.2
 TARGET_WEBHOOK_P99_MS = 50.0
 TARGET_MAILER_SHARE_P99_MS = 100.0
-SCENARIOS = ("throughput", "latency", "memory")
+SCENARIOS = ("throughput", "stages", "latency", "memory")
 
 
 def _print(rows: Sequence[tuple[str, str]]) -> None:
@@ -58,6 +59,12 @@ def throughput(args: argparse.Namespace) -> None:
          email.complete and mailer.complete and email.tally.clean and mailer.tally.clean),
         (f"webhook answer p99 < {TARGET_WEBHOOK_P99_MS:.0f} ms", p99 < TARGET_WEBHOOK_P99_MS),
     ])
+
+
+def stages(args: argparse.Namespace) -> None:
+    print(f"stages: {args.stage_emails} emails through the real code, one at a time",
+          flush=True)
+    _print(mailer_stages.describe(mailer_stages.measure(args.stage_emails)))
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -95,6 +102,8 @@ def main(argv: Sequence[str]) -> int:
                         help="seconds to wait for all emails of one side")
     parser.add_argument("--workers", type=int, default=2, help="mailer gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="delivery threads per worker")
+    parser.add_argument("--stage-emails", type=int, default=1000,
+                        help="emails timed stage by stage (stages)")
     parser.add_argument("--samples", type=int, default=30, help="latency samples")
     parser.add_argument("--spacing", type=float, default=1.5,
                         help="seconds between latency samples (more than one evaluation)")

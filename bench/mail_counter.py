@@ -134,3 +134,18 @@ def tally(arrivals: list[Arrival], expected_recipients: set[str]) -> Tally:
         doubled_recipients=sum(1 for n in per_recipient.values() if n > 1),
         doubled_message_ids=sum(1 for n in per_id.values() if n > 1),
     )
+
+
+def main() -> None:
+    """`python -m bench.mail_counter PORT`: serves until stdin closes, so a benchmark can run
+    the SMTP server in its own process, off the measured process's CPU."""
+    import sys
+
+    with CountingSmtpServer(int(sys.argv[1])) as server:
+        print("ready", flush=True)
+        sys.stdin.read()
+        print(server.count(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,4 @@
-"""Resident memory of the mailer and the exporter at 10,000 accounts.
-
-Memory is read from /proc/<pid>/smaps_rollup for a service's process and all its
-descendants (gunicorn's master and workers): RSS summed over the processes (counts pages
-shared between them once per process) and PSS (shares each shared page out, so the sum is
-what the service really costs the machine).
-"""
+"""Resident memory of the mailer and the exporter at 10,000 accounts (see bench.proc_stats)."""
 
 from __future__ import annotations
 
@@ -14,66 +8,19 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from bench import mailer_stack as ms
 from bench.mail_counter import CountingSmtpServer
+from bench.proc_stats import Memory, memory_of
 from stack.process import Service, free_port, http_ready
 
 INGEST_TOKEN = "bench-ingest-token-0123456789"
 
 
-@dataclass(frozen=True)
-class Memory:
-    processes: int
-    rss_bytes: int
-    pss_bytes: int
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may contain spaces; the ppid follows the last ')'.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every descendant."""
-    tree, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        tree.append(current)
-        queue.extend(_children(current))
-    return tree
-
-
-def memory_of(pid: int) -> Memory:
-    rss = pss = count = 0
-    for member in process_tree(pid):
-        try:
-            lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
-        except OSError:
-            continue  # exited meanwhile
-        values = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in lines
-                  if line.split(":")[0] in ("Rss", "Pss")}
-        rss += values.get("Rss", 0)
-        pss += values.get("Pss", 0)
-        count += 1
-    return Memory(count, rss, pss)
-
-
-def _webhook_body(account: str, now: str) -> bytes:
+def webhook_body(account: str, now: str) -> bytes:
     """One Alertmanager webhook payload (version 4) for one account's expired credential."""
     alert = ms.expired_credential_alerts([account], ms.utc_now())[0]
     labels = alert["labels"]
@@ -105,7 +52,7 @@ def mailer(accounts: int, notifications: int, workers: int,
                        "Content-Type": "application/json"}
             url = f"{service.url}/alertmanager/webhook"  # type: ignore[attr-defined]
             for account in itertools.islice(ids, notifications):
-                session.post(url, data=_webhook_body(account, now), headers=headers,
+                session.post(url, data=webhook_body(account, now), headers=headers,
                              timeout=30).raise_for_status()
             smtp.wait_for(min(notifications, accounts), timeout)
             # Scrapes build the metrics from the store: include what that costs too.

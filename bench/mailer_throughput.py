@@ -18,6 +18,7 @@ import requests
 
 from bench import mailer_stack as ms
 from bench.mail_counter import CountingSmtpServer, Tally, tally
+from bench.proc_stats import cpu_seconds
 from stack.process import free_port
 
 
@@ -32,6 +33,7 @@ class SideResult:
     webhook_ms: tuple[float, ...] = ()
     outbox_seconds: tuple[float, ...] = ()  # webhook received -> SMTP accepted, per email
     webhook_span: float = 0.0  # first to last webhook received by the mailer
+    cpu_seconds: tuple[tuple[str, float], ...] = ()  # (party, CPU seconds during the run)
 
     @property
     def rate(self) -> float:
@@ -39,29 +41,39 @@ class SideResult:
 
 
 def _run(name: str, am_config: dict, workdir: Path, smtp: CountingSmtpServer,
-         accounts: list[str], timeout: float) -> tuple[float, bool]:
+         accounts: list[str], timeout: float, mailer_pid: int | None = None,
+         ) -> tuple[float, bool, dict[str, float]]:
+    """Posts the alerts and waits for the emails; returns the seconds, whether all arrived,
+    and the CPU seconds each party spent meanwhile."""
     alerts = ms.expired_credential_alerts(accounts, ms.utc_now())
     with ms.alertmanager(am_config, workdir, name) as am:
+        pids = {"Alertmanager": am.process.pid}  # type: ignore[union-attr]
+        if mailer_pid is not None:
+            pids["mailer"] = mailer_pid
+        before = {party: cpu_seconds(pid) for party, pid in pids.items()}
+        in_process = time.process_time()
         started = time.monotonic()
         ms.post_alerts(am.url, alerts)  # type: ignore[attr-defined]
         complete = smtp.wait_for(len(accounts), timeout)
         last = max((a.at for a in smtp.arrivals()), default=time.monotonic())
         seconds = (last if complete else time.monotonic()) - started
+        cpu = {party: cpu_seconds(pid) - before[party] for party, pid in pids.items()}
+        cpu["SMTP server (+ this driver)"] = time.process_time() - in_process
         # Anything still in flight (a doubled message) gets a moment to show up.
         time.sleep(1.0)
-    return seconds, complete
+    return seconds, complete, cpu
 
 
 def alertmanager_email(accounts: list[str], timeout: float) -> SideResult:
     """Side (a): Alertmanager's email_configs straight to the SMTP server."""
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-am-") as tmp, \
             CountingSmtpServer(free_port()) as smtp:
-        seconds, complete = _run("am-email", ms.alertmanager_email_config(smtp.port),
-                                 Path(tmp), smtp, accounts, timeout)
+        seconds, complete, cpu = _run("am-email", ms.alertmanager_email_config(smtp.port),
+                                      Path(tmp), smtp, accounts, timeout)
         arrivals = smtp.arrivals()
         return SideResult("Alertmanager email_configs", len(accounts), seconds, complete,
                           tally(arrivals, {ms.recipient_of(a) for a in accounts}),
-                          smtp.connections())
+                          smtp.connections(), cpu_seconds=tuple(cpu.items()))
 
 
 def mailer(accounts: list[str], timeout: float, workers: int, threads: int) -> SideResult:
@@ -75,10 +87,11 @@ def mailer(accounts: list[str], timeout: float, workers: int, threads: int) -> S
         token_file.write_text(ms.WEBHOOK_TOKEN)
         with ms.mailer_service(workdir, config, workers) as service:
             requests.get(f"{service.url}/readyz", timeout=10)  # type: ignore[attr-defined]
-            seconds, complete = _run(
+            seconds, complete, cpu = _run(
                 "am-webhook", ms.alertmanager_webhook_config(service.port,  # type: ignore
                                                              token_file),
-                workdir, smtp, accounts, timeout)
+                workdir, smtp, accounts, timeout,
+                mailer_pid=service.process.pid)  # type: ignore[union-attr]
         arrivals = smtp.arrivals()
         rows = ms.outbox_latencies(workdir / "mailer.db")
         latencies = tuple(done - received for _, received, done in rows)
@@ -88,7 +101,8 @@ def mailer(accounts: list[str], timeout: float, workers: int, threads: int) -> S
                           tally(arrivals, {ms.recipient_of(a) for a in accounts}),
                           smtp.connections(),
                           tuple(ms.webhook_times_ms(workdir / "mailer-access.log")),
-                          latencies, max(received, default=0) - min(received, default=0))
+                          latencies, max(received, default=0) - min(received, default=0),
+                          tuple(cpu.items()))
 
 
 def describe(result: SideResult) -> list[tuple[str, str]]:
@@ -102,6 +116,9 @@ def describe(result: SideResult) -> list[tuple[str, str]]:
         ("  lost / doubled recipients / doubled Message-IDs",
          f"{t.lost_recipients} / {t.doubled_recipients} / {t.doubled_message_ids}"),
     ]
+    for party, seconds in result.cpu_seconds:
+        rows.append((f"  CPU: {party}", f"{seconds:.1f} s "
+                     f"({seconds * 1000 / max(1, t.received):.2f} ms per email)"))
     if result.webhook_ms:
         w = result.webhook_ms
         rows.append(("  webhook answers (gunicorn request time)",

@@ -1,0 +1,37 @@
+"""The mailer benchmark still runs end to end (tiny sizes; its speed figures are not checked
+here, only that both sides deliver everything once and every scenario prints its figures)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def test_bench_mailer_runs_every_scenario_on_tiny_sizes(repo_root, binary):
+    for name in ("prometheus", "alertmanager"):
+        binary(name)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "mailer", "--", "--alerts", "40",
+         "--stage-emails", "20", "--samples", "2", "--accounts", "60", "--notifications", "20",
+         "--days", "3", "--timeout", "60"],
+        cwd=repo_root, capture_output=True, text=True, timeout=280)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for pattern in (
+        r"Alertmanager email_configs: emails\s+40/40\n",
+        r"mailer \(2 workers x 1 delivery threads\): emails\s+40/40\n",
+        r"\[ok\] zero lost, zero doubled \(both sides\)",
+        r"ratio: mailer / Alertmanager email\s+\d+\.\d+x",
+        r"webhook answers \(gunicorn request time\)\s+40: p50 \d+ ms, p99 \d+ ms",
+        r"mark sent \(own durable commit\)\s+\d+\.\d+ ms per email",
+        r"mailer's share: webhook received -> SMTP accepted\s+p50 [\d,]+ ms",
+        r"emails missing after the wait\s+0\n",
+        r"mailer after 20 notifications \(20 emails sent\)\s+RSS \d+ MiB",
+        r"exporter after two /metrics scrapes\s+RSS \d+ MiB",
+    ):
+        assert re.search(pattern, out), f"{pattern!r} not in:\n{out}"
