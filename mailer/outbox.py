@@ -105,18 +105,37 @@ def email_request(data: dict[str, Any], catalog: Catalog) -> EmailRequest:
     )
 
 
+def _state(row: sqlite3.Row) -> AlertState:
+    return AlertState(
+        row["receiver"], row["group_key"], row["fingerprint"], row["starts_at"],
+        row["account"], row["notification"], row["problem_key"],
+        row["first_notified_at"], row["last_notified_at"], row["last_seen_at"],
+        row["reminders"], row["recovered_at"])
+
+
 def _load_states(tx: sqlite3.Connection, data: Data) -> dict[StateKey, AlertState]:
+    """The stored state of each alert of the payload, keyed by the alert's own state_key.
+
+    An alert whose exact (fingerprint, startsAt) is unknown continues the open (not yet
+    recovered) episode of the same fingerprint in the same group, if there is one. startsAt
+    is not stable: Prometheus sends the time the alert fired (`FiredAt`), which a restarted
+    Prometheus sets anew and HA replicas set each their own, and a restarted Alertmanager
+    takes whatever startsAt arrives first. Without this, a recovery after such restarts found
+    no state and was never sent, and the same problem could be mailed again as new.
+    """
     states: dict[StateKey, AlertState] = {}
     for alert in data.alerts:
         row = tx.execute(
             "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? AND fingerprint = ? "
             "AND starts_at = ?", (data.receiver, data.group_key, *state_key(alert))).fetchone()
+        if row is None:
+            open_rows = tx.execute(
+                "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? "
+                "AND fingerprint = ? AND recovered_at IS NULL",
+                (data.receiver, data.group_key, alert.fingerprint)).fetchall()
+            row = max(open_rows, key=lambda r: parse_time(r["starts_at"]), default=None)
         if row is not None:
-            states[state_key(alert)] = AlertState(
-                row["receiver"], row["group_key"], row["fingerprint"], row["starts_at"],
-                row["account"], row["notification"], row["problem_key"],
-                row["first_notified_at"], row["last_notified_at"], row["last_seen_at"],
-                row["reminders"], row["recovered_at"])
+            states[state_key(alert)] = _state(row)
     return states
 
 
