@@ -225,7 +225,8 @@ class LocalStack:
         headers = {"Authorization": f"Bearer {self.tokens.admin}"}
         base = self.url("mailer") + "/api/v1/accounts"
         for acct in accounts:
-            calls = [("put", f"{base}/{acct.account}/primary", {"address": acct.primary})]
+            calls: list[tuple[str, str, dict[str, Any]]] = [
+                ("put", f"{base}/{acct.account}/primary", {"address": acct.primary})]
             calls += [("post", f"{base}/{acct.account}/recipients",
                        {"address": m.address, "categories": list(m.categories)})
                       for m in acct.subscribers]

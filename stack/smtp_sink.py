@@ -85,6 +85,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class _DeepBacklogController(Controller):
+    """asyncio listens with a backlog of 100; a burst of connections (Alertmanager's own email
+    notifier opens one per email) would be refused and retried instead of received."""
+
+    def _create_server(self):  # type: ignore[no-untyped-def]
+        return self.loop.create_server(self._factory_invoker, host=self.hostname,
+                                       port=self.port, ssl=self.ssl_context, backlog=4096)
+
+
 class MailSink:
     """The SMTP side: start(), stop(), and read what arrived with messages()."""
 
@@ -99,7 +108,8 @@ class MailSink:
     def start(self) -> MailSink:
         # A fresh Controller per start: a stopped one has closed its event loop, and tests
         # stop and start the sink on the same port to simulate an SMTP outage.
-        self._controller = Controller(self._handler, hostname=self.host, port=self.port)
+        self._controller = _DeepBacklogController(self._handler, hostname=self.host,
+                                                  port=self.port)
         self._controller.start()
         return self
 
