@@ -16,7 +16,6 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mailer import counters
 from mailer.catalog import Catalog
 from mailer.config import MailerConfig, load_config
 from mailer.delivery import DeliveryWorker, RendererLike, SenderLike
@@ -27,7 +26,7 @@ from mailer.preview import create_preview_blueprint
 from mailer.recipients import Registry
 from mailer.render import Renderer
 from mailer.smtp import SmtpSender
-from mailer.store import Store, StoreError, increment
+from mailer.store import Store
 from mailer.views import admin, health, webhook
 
 
@@ -110,7 +109,7 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     def http_error(error: HTTPException) -> tuple[Response, int]:
         code = error.code or 500
         if request.path.endswith("/webhook"):
-            _count_webhook(mailer, code)
+            webhook.count_answer(code)
         return jsonify({"status": "error", "code": code, "name": error.name,
                         "error": error.description}), code
 
@@ -118,20 +117,12 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     def unexpected_error(error: Exception) -> tuple[Response, int]:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if request.path.endswith("/webhook"):
-            _count_webhook(mailer, 500)
+            webhook.count_answer(500)
         return jsonify({"status": "error", "code": 500, "error": "internal error"}), 500
 
     if config.delivery.enabled if start_delivery is None else start_delivery:
         mailer.start_delivery()
     return app
-
-
-def _count_webhook(mailer: Mailer, code: int) -> None:
-    try:
-        with mailer.store.write() as tx:
-            increment(tx, counters.WEBHOOK_REQUESTS, str(code))
-    except StoreError:
-        logging.getLogger("gunicorn.error").error("count webhook answer %d failed", code)
 
 
 def mailer_of(app: Flask) -> Any:

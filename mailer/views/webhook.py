@@ -24,7 +24,7 @@ from mailer.views.auth import bearer_token_matches
 bp = Blueprint("webhook", __name__)
 
 
-def _count(code: int) -> None:
+def count_answer(code: int) -> None:
     """Counts a non-2xx answer; best effort (the store may be the reason for a 5xx)."""
     try:
         with current_app.extensions["sysnotify"].store.write() as tx:
@@ -34,7 +34,7 @@ def _count(code: int) -> None:
 
 
 def _error(code: int, message: str, **details: Any) -> tuple[Response, int]:
-    _count(code)
+    count_answer(code)
     return jsonify({"status": "error", "error": message, **details}), code
 
 
