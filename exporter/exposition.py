@@ -97,7 +97,6 @@ class ExpositionCache:
         self._chunks: dict[str, list[bytes]] = {}
         self._boundaries: dict[str, float] = {}
         # Per family: every account's lines in account order, and their join.
-        self._order: list[str] = []
         self._position: dict[str, int] = {}
         self._columns: list[list[bytes]] = []
         self._joined: list[bytes] = []
@@ -138,12 +137,13 @@ class ExpositionCache:
 
     def _render(self) -> bytes:
         now = self.clock()
+        today = utc_day(now)
         version = self.store.version()
         fresh = self._version is not None and now < self._valid_until
         if fresh and self._bytes is not None and version == self._version:
             return self._bytes
         dirty = None
-        if self._version is not None and utc_day(now) == self._day:
+        if self._version is not None and today == self._day:
             dirty = self._dirty_since(self._version, version)
             if dirty is not None and not fresh:
                 # An API window ended: recompute the accounts whose boundary passed.
@@ -151,7 +151,6 @@ class ExpositionCache:
         with self._notes_lock:  # notes up to `version` are now accounted for
             for noted in [v for v in self._notes if v <= version]:
                 del self._notes[noted]
-        today = utc_day(now)
         if dirty is None or len(dirty) > max(1000, len(self._chunks) // 2):
             facts = self.store.facts(today)
             self._chunks = {account: account_chunks(account_samples(one, now))
@@ -183,23 +182,22 @@ class ExpositionCache:
                         column[self._position[account]] = self._chunks[account][index]
                     self._joined[index] = b"".join(column)
             self.partial_rebuilds += 1
-        self._valid_until = min(self._boundaries.values(), default=next_midnight(now))
-        self._valid_until = min(self._valid_until, next_midnight(now))
+        self._valid_until = min([next_midnight(now), *self._boundaries.values()])
         self._version = version
         self._day = today
         self._bytes = self._assemble()
         return self._bytes
 
     def _reorder(self) -> None:
-        self._order = sorted(self._chunks)
-        self._position = {account: i for i, account in enumerate(self._order)}
-        self._columns = [[self._chunks[account][index] for account in self._order]
+        order = sorted(self._chunks)
+        self._position = {account: i for i, account in enumerate(order)}
+        self._columns = [[self._chunks[account][index] for account in order]
                          for index in range(len(FAMILIES))]
         self._joined = [b"".join(column) for column in self._columns]
 
-    def _dirty_since(self, rendered: int | None, version: int) -> set[str] | None:
+    def _dirty_since(self, rendered: int, version: int) -> set[str] | None:
         """Accounts touched by batches rendered+1 .. version, if this process applied them all."""
-        if rendered is None or version < rendered:
+        if version < rendered:
             return None
         dirty: set[str] = set()
         with self._notes_lock:
