@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.events import day_to_iso
+from exporter.events import EXPIRING_SYSTEMS, day_to_iso
+from exporter.series import utc_day
+from exporter.store import DAY
 
-DAY = 86400
 # Monday .. Sunday: business sites see far fewer visits at the weekend.
 WEEKDAY_FACTOR = (1.1, 1.15, 1.12, 1.05, 0.95, 0.38, 0.32)
 TROUBLES = (
@@ -73,7 +74,7 @@ class Simulator:
         account = self.account_id(index)
         trouble = self.trouble(index)
         now = self.now
-        today = int(now // DAY)
+        today = utc_day(now)
         name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {rng.choice(_SUFFIXES)}"
         yield {"type": "account", "account": account, "name": name}
 
@@ -93,19 +94,19 @@ class Simulator:
         if rng.random() < 0.65:
             systems.append(rng.choice(("marketo", "eloqua", "pardot")))
         if trouble in ("credential_expiring", "credential_expired") and not (
-                {"salesforce", "eloqua"} & set(systems)):
+                set(EXPIRING_SYSTEMS) & set(systems)):
             systems[0] = "salesforce"
         return systems
 
     def _credentials(self, rng: random.Random, account: str, systems: list[str],
                      trouble: str | None) -> Iterator[dict[str, Any]]:
         now = self.now
-        troubled = next((s for s in systems if s in ("salesforce", "eloqua")), systems[0])
+        troubled = next((s for s in systems if s in EXPIRING_SYSTEMS), systems[0])
         for system in systems:
             event: dict[str, Any] = {"type": "credential", "account": account, "system": system}
             changed_days = rng.uniform(1, 75)
             valid = True
-            if system in ("salesforce", "eloqua"):
+            if system in EXPIRING_SYSTEMS:
                 policy = "expire_90_days" if rng.random() < 0.6 else "never_expire"
                 if system == troubled and trouble == "credential_expiring":
                     policy, changed_days = "expire_90_days", rng.uniform(77, 89.5)
