@@ -25,7 +25,11 @@ from stack.process import free_port
 
 PREFERRED = {"exporter": 9730, "mailer": 9731, "prometheus": 9090, "alertmanager": 9093,
              "smtp": 2525, "inbox": 8025}
-EXPECTED_PROBLEMS = 9 * 2  # (account, notification) pairs in the story x their two recipients
+# Emails the story sends before and after its fixes: one per recipient of each notification.
+EXPECTED_PROBLEMS = sum(len(scenario.expected_recipients(acct, category))
+                        for (acct, _), category in scenario.PROBLEMS.items())
+EXPECTED_RECOVERIES = sum(len(scenario.expected_recipients(acct, category))
+                          for (acct, _), category in scenario.RECOVERIES.items())
 
 
 def _port(preferred: int) -> int:
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         reporter.poll()
         say("every problem email arrived; now fixing Contoso's Marketo login and Umbrella's sync")
         stack.post_events(scenario.recovery_events(datetime.now(UTC)))
-        while reporter.customer_mails("recovery") < 4:
+        while reporter.customer_mails("recovery") < EXPECTED_RECOVERIES:
             reporter.poll()
             if time.monotonic() > deadline:
                 say("the recovery emails did not arrive in time; see the logs")

@@ -32,6 +32,17 @@ from stack.smtp_sink import MailSink, ReceivedMail, create_inbox_app
 
 BIN = Path(sys.executable).parent
 
+# The `brand:` section of the mailer config for the demo, the tests and the benchmarks.
+DEMO_BRAND: dict[str, str] = {
+    "product_name": "Acme ABM",
+    "sender_address": "no-reply@acme-abm.example",
+    "sender_name": "Acme ABM notifications",
+    "console_url": "https://console.acme-abm.example",
+    "support_email": "support@acme-abm.example",
+    "company_name": "Acme ABM Inc.",
+    "footer_text": "You receive this email because you manage this account's integrations.",
+}
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -173,16 +184,7 @@ class LocalStack:
                          "backoff_max": "5s"},
             "dedup": {"duplicate_window": self.duplicate_window},
             "operators": {"addresses": list(self.operator_addresses)},
-            "brand": {
-                "product_name": "Acme ABM",
-                "sender_address": "no-reply@acme-abm.example",
-                "sender_name": "Acme ABM notifications",
-                "console_url": "https://console.acme-abm.example",
-                "support_email": "support@acme-abm.example",
-                "company_name": "Acme ABM Inc.",
-                "footer_text": "You receive this email because you manage this account's "
-                               "integrations.",
-            },
+            "brand": dict(DEMO_BRAND),
         }
         path = self.workdir / "mailer.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

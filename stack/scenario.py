@@ -87,6 +87,30 @@ def account(account_id: str) -> DemoAccount:
     return next(a for a in ACCOUNTS if a.account == account_id)
 
 
+# What the story must send: (account, notification) -> the category that makes a subscriber
+# receive it. Stark's email is held back by a silence, so it is not among the problems.
+PROBLEMS: dict[tuple[str, str], str] = {
+    ("acc-northwind", "credential_expiring"): "credentials",
+    ("acc-contoso", "credential_expired"): "credentials",
+    ("acc-fabrikam", "api_limit_reached"): "api_limits",
+    ("acc-fabrikam", "api_limit_approaching"): "api_limits",
+    ("acc-globex", "web_visits_dropped"): "web_visits",
+    ("acc-globex", "few_pages_tracked"): "web_visits",
+    ("acc-initech", "privacy_optout_reminder"): "privacy",
+    ("acc-umbrella", "data_sync_delayed"): "sync",
+    ("acc-wayne", "credential_expired"): "credentials",
+}
+RECOVERIES: dict[tuple[str, str], str] = {
+    ("acc-contoso", "credential_expired"): "credentials",
+    ("acc-umbrella", "data_sync_delayed"): "sync",
+}
+
+def expected_recipients(account_id: str, category: str) -> set[str]:
+    """The primary administrator and the subscribers of `category`."""
+    acct = account(account_id)
+    return {acct.primary} | {m.address for m in acct.subscribers if category in m.categories}
+
+
 def _healthy_baseline(acct: DemoAccount, now: datetime, with_web: bool = True) -> list[Event]:
     """Facts that raise no alert: a named account, yesterday's good sync, steady traffic."""
     events: list[Event] = [{"type": "account", "account": acct.account, "name": acct.name}]

@@ -19,28 +19,7 @@ from stack.smtp_sink import ReceivedMail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-# (account, notification) -> the categories that make a subscriber receive it
-PROBLEMS: dict[tuple[str, str], str] = {
-    ("acc-northwind", "credential_expiring"): "credentials",
-    ("acc-contoso", "credential_expired"): "credentials",
-    ("acc-fabrikam", "api_limit_reached"): "api_limits",
-    ("acc-fabrikam", "api_limit_approaching"): "api_limits",
-    ("acc-globex", "web_visits_dropped"): "web_visits",
-    ("acc-globex", "few_pages_tracked"): "web_visits",
-    ("acc-initech", "privacy_optout_reminder"): "privacy",
-    ("acc-umbrella", "data_sync_delayed"): "sync",
-    ("acc-wayne", "credential_expired"): "credentials",
-}
-RECOVERIES: dict[tuple[str, str], str] = {
-    ("acc-contoso", "credential_expired"): "credentials",
-    ("acc-umbrella", "data_sync_delayed"): "sync",
-}
 WAIT = 240.0  # seconds; shortened `for:` of up to 1h becomes 60s, plus grouping and delivery
-
-
-def expected_recipients(account_id: str, category: str) -> set[str]:
-    acct = scenario.account(account_id)
-    return {acct.primary} | {m.address for m in acct.subscribers if category in m.categories}
 
 
 def kind(mail: ReceivedMail) -> tuple[str, str, str]:
@@ -69,8 +48,8 @@ def story(local_stack: LocalStack) -> LocalStack:
     def all_problems_sent() -> bool:
         return all(
             set(recipients_of(local_stack, acct, notification, "problem"))
-            >= expected_recipients(acct, category)
-            for (acct, notification), category in PROBLEMS.items()
+            >= scenario.expected_recipients(acct, category)
+            for (acct, notification), category in scenario.PROBLEMS.items()
         )
 
     local_stack.wait_for(all_problems_sent, WAIT, "every problem email")
@@ -78,9 +57,9 @@ def story(local_stack: LocalStack) -> LocalStack:
 
 
 def test_each_problem_reaches_exactly_its_recipients_once(story: LocalStack) -> None:
-    for (acct, notification), category in PROBLEMS.items():
+    for (acct, notification), category in scenario.PROBLEMS.items():
         got = recipients_of(story, acct, notification, "problem")
-        assert sorted(expected_recipients(acct, category)) == got, (acct, notification)
+        assert sorted(scenario.expected_recipients(acct, category)) == got, (acct, notification)
 
 
 def test_grouped_alerts_of_one_account_make_one_email_listing_each_system(
@@ -115,7 +94,7 @@ def test_inhibited_alerts_send_nothing(story: LocalStack) -> None:
 def test_a_failing_soon_expiring_password_is_only_reported_expired(story: LocalStack) -> None:
     assert recipients_of(story, "acc-wayne", "credential_expiring", "problem") == []
     assert recipients_of(story, "acc-wayne", "credential_expired", "problem") == sorted(
-        expected_recipients("acc-wayne", "credentials"))
+        scenario.expected_recipients("acc-wayne", "credentials"))
 
 
 def test_privacy_reminder_reaches_primary_and_privacy_subscribers_only(story: LocalStack) -> None:
@@ -184,13 +163,13 @@ def test_recovery_emails_thread_under_their_problem(story: LocalStack) -> None:
 
     def recovered() -> bool:
         return all(set(recipients_of(story, acct, notification, "recovery"))
-                   >= expected_recipients(acct, category)
-                   for (acct, notification), category in RECOVERIES.items())
+                   >= scenario.expected_recipients(acct, category)
+                   for (acct, notification), category in scenario.RECOVERIES.items())
 
     story.wait_for(recovered, WAIT, "the recovery emails")
-    for (acct, notification), category in RECOVERIES.items():
+    for (acct, notification), category in scenario.RECOVERIES.items():
         assert recipients_of(story, acct, notification, "recovery") == sorted(
-            expected_recipients(acct, category))
+            scenario.expected_recipients(acct, category))
         for recovery in [m for m in customer_mails(story, "recovery")
                          if kind(m)[:2] == (acct, notification)]:
             problem = next(m for m in customer_mails(story, "problem")
@@ -211,7 +190,7 @@ def test_ending_the_silence_releases_the_held_email(story: LocalStack) -> None:
     story.wait_for(
         lambda: set(recipients_of(story, scenario.SILENCED_ACCOUNT, "credential_expired",
                                   "problem"))
-        >= expected_recipients(scenario.SILENCED_ACCOUNT, "credentials"),
+        >= scenario.expected_recipients(scenario.SILENCED_ACCOUNT, "credentials"),
         WAIT, "the email held back by the silence")
 
 
