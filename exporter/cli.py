@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
 
-from exporter.config import DEFAULT_LISTEN, ConfigError, load_config
+from exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
 from exporter.events import Event, EventError, validate_event
-from exporter.store import BatchRejected, Store, StoreError
+from exporter.store import BatchRejected, Store
 
 MAX_REPORTED_ERRORS = 50
 
@@ -82,7 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     assert config.db is not None
     try:
         Store(config.db).close()  # create or migrate now, so errors show before serving
-    except (StoreError, OSError, Exception) as error:  # noqa: BLE001 - reported, then exit
+    except Exception as error:  # noqa: BLE001 - reported, then exit
         print(f"sysnotify-exporter: cannot open {config.db}: {error}", file=sys.stderr)
         return 1
     from exporter.server import serve  # gunicorn only when serving
@@ -144,7 +144,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     if not problems:
         try:
             store = Store(args.db)
-        except (StoreError, OSError, Exception) as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001
             print(f"sysnotify-exporter: cannot open {args.db}: {error}", file=sys.stderr)
             return 1
         try:
@@ -190,7 +190,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 2
     simulator = Simulator(seed=args.seed, accounts=args.accounts, days=args.days, now=now)
     if args.post:
-        token = args.token or os.environ.get("SYSNOTIFY_INGEST_TOKEN")
+        token = args.token or os.environ.get(TOKEN_ENV)
         if not token:
             print("sysnotify-exporter: --post needs --token or SYSNOTIFY_INGEST_TOKEN",
                   file=sys.stderr)
