@@ -97,6 +97,3 @@ class Catalog:
 
     def kinds(self) -> tuple[NotificationKind, ...]:
         return tuple(self._by_name.values())
-
-    def is_known_alertname(self, alertname: str) -> bool:
-        return alertname in self._by_alertname

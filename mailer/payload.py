@@ -45,11 +45,6 @@ class Alert:
         """startsAt as a stable string, part of the alert's identity in the mailer's state."""
         return format_time(self.starts_at)
 
-    def sorted_labels(self) -> list[tuple[str, str]]:
-        """Label pairs sorted by name, `alertname` first (as jiralert's KV.SortedPairs)."""
-        pairs = sorted(self.labels.items())
-        return sorted(pairs, key=lambda pair: pair[0] != "alertname")
-
 
 @dataclass(frozen=True)
 class Data:
