@@ -184,12 +184,13 @@ def account_samples(facts: AccountFacts, now: float) -> list[Sample]:
     for platform, _used, limit, _window_start in api:
         add((F_API_LIMIT, (account, platform), float(limit)))
     today = utc_day(now)
-    if web_history_covers_last_week(facts.web_first_day, today):
+    covers_last_week = web_history_covers_last_week(facts.web_first_day, today)
+    if covers_last_week:
         add((F_WEB_LAST_WEEK, own, float(facts.web_weeks[0])))
     average = weekly_average(facts.web_weeks[1:], facts.web_first_day, today)
     if average is not None:
         add((F_WEB_AVERAGE, own, average))
-    if web_history_covers_last_week(facts.web_first_day, today):
+    if covers_last_week:
         add((F_WEB_PAGES, own, float(facts.web_pages_last_week)))
     running = sync_running(facts.sync_last_started_at, facts.sync_latest_finished)
     if running is not None:
