@@ -41,8 +41,7 @@ class ExporterConfig:
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, port = split_listen(self.listen)
-        return host, port
+        return split_listen(self.listen)
 
 
 _KEYS = {f.name for f in fields(ExporterConfig)} | {"ingest_token_file"}
