@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_testlib import TOKEN, Clock
+from exporter_testlib import TOKEN, Clock, validated
 from flask import Flask
 from flask.testing import FlaskClient
 
 from exporter.app import create_app
 from exporter.config import ExporterConfig
-from exporter.events import validate_events
 from exporter.store import ApplyResult, Store
 
 
@@ -34,9 +33,7 @@ def apply(store: Store) -> Callable[..., ApplyResult]:
     """Validates and applies events (dicts); fails the test on a validation error."""
 
     def run(*events: dict[str, Any]) -> ApplyResult:
-        valid, errors = validate_events(list(events))
-        assert not errors, errors
-        return store.apply(valid)
+        return store.apply(validated(*events))
 
     return run
 

@@ -1,10 +1,17 @@
 """Helpers of the exporter tests: the fixed instant NOW, event builders with plausible defaults
-(override any field by keyword), and a settable clock."""
+(override any field by keyword), a settable clock, validation and the ordinary exposition."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collector import StoreCollector
+from exporter.events import Event, validate_events
+from exporter.store import Store
 
 # Thursday 2026-05-28 10:00:00 UTC.
 NOW_DT = datetime(2026, 5, 28, 10, 0, 0, tzinfo=UTC)
@@ -77,6 +84,20 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def validated(*events: dict[str, Any]) -> list[Event]:
+    """The events as validated tuples; fails the test on a validation error."""
+    valid, errors = validate_events(list(events))
+    assert not errors, errors
+    return valid
+
+
+def ordinary(store: Store, clock: Callable[[], float]) -> bytes:
+    """generate_latest over a StoreCollector: the ordinary custom-collector path."""
+    registry = CollectorRegistry()
+    StoreCollector(store, clock, registry=registry)
+    return generate_latest(registry)
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -13,23 +13,16 @@ from exporter_testlib import (
     ago,
     api_usage,
     credential,
+    ordinary,
     privacy,
     sync_finished,
     sync_started,
+    validated,
     web_visits,
 )
-from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import StoreCollector
-from exporter.events import validate_events
 from exporter.exposition import ExpositionCache
 from exporter.store import DAY, Store
-
-
-def ordinary(store: Store, clock) -> bytes:
-    registry = CollectorRegistry()
-    StoreCollector(store, clock, registry=registry)
-    return generate_latest(registry)
 
 
 @pytest.fixture
@@ -38,9 +31,7 @@ def cache(store, clock) -> ExpositionCache:
 
 
 def apply_noted(store: Store, cache: ExpositionCache, *events: dict) -> None:
-    valid, errors = validate_events(list(events))
-    assert not errors
-    cache.note_applied(store.apply(valid))
+    cache.note_applied(store.apply(validated(*events)))
 
 
 RICH = [
@@ -87,8 +78,7 @@ def test_a_batch_of_another_process_rebuilds_everything(store, cache, clock, tmp
     apply_noted(store, cache, *RICH)
     cache.render()
     other = Store(store.path, clock=clock)  # e.g. `sysnotify-exporter ingest` on the same file
-    valid, _ = validate_events([credential(valid=False, checked_at=ago(minutes=1))])
-    other.apply(valid)
+    other.apply(validated(credential(valid=False, checked_at=ago(minutes=1))))
     other.close()
     text = cache.render()
     assert text == ordinary(store, clock)
@@ -99,8 +89,7 @@ def test_a_batch_of_another_process_rebuilds_everything(store, cache, clock, tmp
 def test_a_missed_note_falls_back_to_a_full_rebuild(store, cache, clock):
     apply_noted(store, cache, *RICH)
     cache.render()
-    valid, _ = validate_events([api_usage(used=7)])
-    store.apply(valid)  # applied, but not noted
+    store.apply(validated(api_usage(used=7)))  # applied, but not noted
     apply_noted(store, cache, api_usage("acc-2", used=8))
     assert cache.render() == ordinary(store, clock)
     assert cache.full_rebuilds == 2

@@ -12,15 +12,16 @@ from exporter_testlib import (
     ago,
     api_usage,
     credential,
+    ordinary,
     privacy,
     sync_finished,
     sync_started,
+    validated,
     web_visits,
 )
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from exporter.collector import StoreCollector
-from exporter.events import validate_events
 from exporter.series import utc_day
 from exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
 
@@ -41,16 +42,8 @@ def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
 
 
 def exposition(store: Store, clock) -> bytes:
-    registry = CollectorRegistry()
-    StoreCollector(store, clock, registry=registry)
-    return b"\n".join(line for line in generate_latest(registry).splitlines()
+    return b"\n".join(line for line in ordinary(store, clock).splitlines()
                       if b"last_event_timestamp" not in line)
-
-
-def validated(*events: dict) -> list:
-    valid, errors = validate_events(list(events))
-    assert not errors
-    return valid
 
 
 MIXED_BATCH = [
