@@ -115,13 +115,6 @@ def post_all(port: int, payloads: Sequence[Any], threads: int = 4) -> list[int]:
         return list(pool.map(lambda p: post_webhook(port, p).status_code, payloads))
 
 
-def admin_get(port: int, path: str) -> Any:
-    response = requests.get(f"http://127.0.0.1:{port}/api/v1{path}", timeout=30,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    response.raise_for_status()
-    return response.json()
-
-
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
     """Polls until `condition()` is truthy or `timeout` passes; returns its last value."""
     deadline = time.monotonic() + timeout
