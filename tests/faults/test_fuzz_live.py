@@ -76,6 +76,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         smtp.stop()
 
 
+def post_json(url: str, data: bytes | str, token: str) -> requests.Response:
+    return requests.post(url, data=data, timeout=30,
+                         headers={"Authorization": f"Bearer {token}",
+                                  "Content-Type": "application/json"})
+
+
 def refused(response: requests.Response) -> None:
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     assert response.json()["error"]
@@ -89,9 +95,7 @@ def refused(response: requests.Response) -> None:
 def test_live_mailer_refuses_bad_webhooks(live: Servers, body: Any, raw: bytes | None) -> None:
     before = live.mailer_state()
     data = raw if raw is not None else json.dumps(body).encode()
-    response = requests.post(f"{live.mailer}/alertmanager/webhook", data=data, timeout=30,
-                             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}",
-                                      "Content-Type": "application/json"})
+    response = post_json(f"{live.mailer}/alertmanager/webhook", data, WEBHOOK_TOKEN)
     assert response.status_code < 500, response.text[:300]
     if response.status_code != 200:
         refused(response)
@@ -103,10 +107,8 @@ def test_live_mailer_refuses_bad_webhooks(live: Servers, body: Any, raw: bytes |
 @given(body=JSON, address=st.one_of(st.text(max_size=30), st.emails()))
 def test_live_admin_api_never_fails(live: Servers, body: Any, address: str) -> None:
     before = live.mailer_state()
-    response = requests.post(f"{live.mailer}/api/v1/accounts/acc-1001/recipients",
-                             data=json.dumps(body if body else {"address": address}),
-                             timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
-                                                  "Content-Type": "application/json"})
+    response = post_json(f"{live.mailer}/api/v1/accounts/acc-1001/recipients",
+                         json.dumps(body if body else {"address": address}), ADMIN_TOKEN)
     assert response.status_code < 500, response.text[:300]
     if response.status_code >= 400:
         refused(response)
@@ -123,9 +125,7 @@ def test_live_admin_api_never_fails(live: Servers, body: Any, address: str) -> N
 def test_live_exporter_refuses_bad_batches(live: Servers, body: Any, raw: bytes | None) -> None:
     before = live.exporter_version()
     data = raw if raw is not None else json.dumps(body).encode()
-    response = requests.post(f"{live.exporter}/api/v1/events", data=data, timeout=30,
-                             headers={"Authorization": f"Bearer {INGEST_TOKEN}",
-                                      "Content-Type": "application/json"})
+    response = post_json(f"{live.exporter}/api/v1/events", data, INGEST_TOKEN)
     assert response.status_code < 500, response.text[:300]
     if response.status_code != 200:
         refused(response)
