@@ -19,6 +19,7 @@ import yaml
 
 from mailer.store import Store
 from stack import servers
+from stack.local import DEMO_BRAND
 from stack.process import Service, free_port, http_ready
 
 BIN = Path(sys.executable).parent
@@ -101,14 +102,7 @@ def write_mailer_config(workdir: Path, smtp_port: int, delivery: dict[str, Any] 
         "store": {"path": str(workdir / "mailer.db")},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "timeout": "10s"},
         "delivery": delivery or {},
-        "brand": {
-            "product_name": "Acme ABM",
-            "sender_address": "no-reply@acme-abm.example",
-            "sender_name": "Acme ABM notifications",
-            "console_url": "https://console.acme-abm.example",
-            "support_email": "support@acme-abm.example",
-            "company_name": "Acme ABM Inc.",
-        },
+        "brand": dict(DEMO_BRAND),
     }
     path = workdir / "mailer.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
