@@ -29,13 +29,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Protocol
 
 from mailer import counters
 from mailer.catalog import Catalog
 from mailer.config import DeliveryConfig
-from mailer.message import build_message
+from mailer.message import OutgoingMessage, build_message
 from mailer.model import Brand, EmailRequest, RenderedEmail
 from mailer.outbox import OutboxRow, Queue, email_request, prune_state, tracking_headers
 from mailer.smtp import PermanentSendError, SendError
@@ -51,7 +50,7 @@ class RendererLike(Protocol):
 
 
 class SenderLike(Protocol):
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None: ...
+    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None: ...
 
     def close(self) -> None: ...
 

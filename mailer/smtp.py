@@ -14,9 +14,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from email.message import EmailMessage
-
 from mailer.config import SmtpConfig
+from mailer.message import OutgoingMessage
 
 
 class SendError(Exception):
@@ -103,7 +102,7 @@ class SmtpSender:
             conn = self._connection = self._connect()
         return conn
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
         """Sends `message` to exactly `recipient`, reconnecting once if the server dropped us.
 
         :raise TransientSendError: try again later.
@@ -112,8 +111,13 @@ class SmtpSender:
         with self._lock:
             for attempt in (1, 2):
                 conn = self._usable_connection()
+                if message.smtputf8 and not conn.has_extn("smtputf8"):
+                    raise PermanentSendError(f"RCPT TO {recipient}: the address is not ASCII "
+                                             "and the server does not offer SMTPUTF8")
                 try:
-                    refused = conn.send_message(message, from_addr=sender, to_addrs=[recipient])
+                    refused = conn.sendmail(sender, [recipient], message.data,
+                                            mail_options=["SMTPUTF8"] if message.smtputf8
+                                            else ())
                 except smtplib.SMTPServerDisconnected as error:
                     self.close()
                     if attempt == 2:

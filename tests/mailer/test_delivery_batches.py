@@ -4,11 +4,12 @@ lease that could run out mid-send, unstarted rows given back."""
 from __future__ import annotations
 
 import dataclasses
-from email.message import EmailMessage
+import email
 from typing import Any
 
 from mailer.app import mailer_of
 from mailer.delivery import DeliveryWorker
+from mailer.message import OutgoingMessage
 from mailer.outbox import Queue
 from tests.mailer.conftest import FakeClock, SmtpServer
 from tests.mailer.test_delivery import pending, queue_three
@@ -52,10 +53,10 @@ class SlowSender:
         self.sent: list[str] = []
         self.lease_left: list[float] = []
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
         lease_until = mailer_of(self.app).store.connection().execute(
             "SELECT lease_until FROM outbox WHERE message_id = ?",
-            (message["Message-ID"],)).fetchone()[0]
+            (email.message_from_bytes(message.data)["Message-ID"],)).fetchone()[0]
         self.lease_left.append(lease_until - self.clock())
         self.sent.append(recipient)
         self.clock.advance(self.seconds)

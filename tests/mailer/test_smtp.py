@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from mailer.config import SmtpConfig
+from mailer.message import OutgoingMessage
 from mailer.smtp import PermanentSendError, SmtpSender, TransientSendError
 from stack.process import free_port
 from tests.mailer.conftest import RecordingHandler, SmtpServer
@@ -63,13 +64,13 @@ def implicit_tls_server(tls_context: ssl.SSLContext) -> Iterator[tuple[Recording
         yield handler, port
 
 
-def message(to: str = "a@corp.example") -> EmailMessage:
+def message(to: str = "a@corp.example") -> OutgoingMessage:
     msg = EmailMessage()
     msg["From"] = "no-reply@acme.example"
     msg["To"] = to
     msg["Subject"] = "test"
     msg.set_content("body")
-    return msg
+    return OutgoingMessage(msg.as_bytes(), smtputf8=not to.isascii())
 
 
 def sender(port: int, **options: Any) -> SmtpSender:
