@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+
 from mailer.config import SmtpConfig
 from mailer.message import OutgoingMessage
 

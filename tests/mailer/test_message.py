@@ -141,8 +141,9 @@ def test_bad_extra_headers_are_refused(extra: dict[str, str]) -> None:
         _build(extra=extra)
 
 
-@pytest.mark.parametrize("recipient", ["a b@corp.example", "<a@corp.example>", "a@corp.example,b@x.example",
-                                       "no-at-sign", "a@corp.example\n"])
+@pytest.mark.parametrize("recipient", ["a b@corp.example", "<a@corp.example>",
+                                       "a@corp.example,b@x.example", "no-at-sign",
+                                       "a@corp.example\n"])
 def test_malformed_recipients_are_refused(recipient: str) -> None:
     with pytest.raises(ValueError, match="^To: "):
         _build(recipient=recipient)
