@@ -7,6 +7,8 @@ histogram. They are updated in the same transaction as the state change they cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 WEBHOOK_REQUESTS = "webhook_requests"  # label: HTTP status code
 NOTIFICATIONS_RECEIVED = "notifications_received"  # label: notification
 NOTIFICATIONS_DEDUPLICATED = "notifications_deduplicated"
@@ -15,10 +17,24 @@ EMAILS_SENT = "emails_sent"
 EMAILS_FAILED = "emails_failed"
 EMAILS_UNDELIVERABLE = "emails_undeliverable"
 SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
-LATENCY_BUCKET = "delivery_latency_bucket"  # label: upper bound (repr of a float, or +Inf)
+# The latency histogram's buckets. Each delivery adds 1 to the one bucket its latency falls
+# in (label: that bucket's upper bound, the repr of a float, or +Inf); /metrics sums them into
+# Prometheus's cumulative buckets. One row per delivery instead of thirteen keeps the "sent"
+# transaction short. LATENCY_BUCKET holds cumulative counts written by older mailers: they
+# are added as they are.
+LATENCY_IN_BUCKET = "delivery_latency_in_bucket"
+LATENCY_BUCKET = "delivery_latency_bucket"
 LATENCY_SUM = "delivery_latency_sum"
 LATENCY_COUNT = "delivery_latency_count"
 
 # Bucket bounds of the delivery latency histogram, in seconds (received → SMTP accepted).
 LATENCY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                                       900.0, 3600.0)
+
+
+def latency_bucket_label(latency: float, bounds: Sequence[float]) -> str:
+    """The label of the one bucket that `latency` falls in: the smallest bound >= it."""
+    for bound in bounds:
+        if latency <= bound:
+            return repr(float(bound))
+    return "+Inf"

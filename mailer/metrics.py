@@ -89,10 +89,12 @@ class MailerCollector(Collector):
             oldest.add_metric([], pending[1])
         yield oldest
 
-        stored = values.get(counters.LATENCY_BUCKET, {})
-        buckets = [(repr(float(bound)), stored.get(repr(float(bound)), 0.0))
-                   for bound in counters.LATENCY_BUCKETS]
-        buckets.append(("+Inf", stored.get("+Inf", 0.0)))
+        cumulative = values.get(counters.LATENCY_BUCKET, {})
+        per_bucket = values.get(counters.LATENCY_IN_BUCKET, {})
+        buckets, running = [], 0.0
+        for label in [repr(float(bound)) for bound in counters.LATENCY_BUCKETS] + ["+Inf"]:
+            running += per_bucket.get(label, 0.0)
+            buckets.append((label, cumulative.get(label, 0.0) + running))
         yield HistogramMetricFamily(
             "sysnotify_mailer_delivery_latency_seconds",
             "Time from webhook received to SMTP accepted.",

@@ -26,7 +26,7 @@ from mailer.message import message_id
 from mailer.model import AlertView, EmailRequest, Recipient
 from mailer.payload import Alert, Data, format_time, parse_time
 from mailer.recipients import recipients_for
-from mailer.store import Store, increment
+from mailer.store import Store, increment, increment_all
 
 
 @dataclass(frozen=True)
@@ -294,14 +294,14 @@ class Queue:
                 " WHERE id = ? AND status = 'pending'", (now, row.id))
             if not cursor.rowcount:
                 return False
-            increment(tx, counters.EMAILS_SENT, row.notification)
             latency = max(0.0, now - row.received_at)
-            for bound in latency_buckets:
-                if latency <= bound:
-                    increment(tx, counters.LATENCY_BUCKET, repr(float(bound)))
-            increment(tx, counters.LATENCY_BUCKET, "+Inf")
-            increment(tx, counters.LATENCY_SUM, "", latency)
-            increment(tx, counters.LATENCY_COUNT, "")
+            increment_all(tx, (
+                (counters.EMAILS_SENT, row.notification, 1),
+                (counters.LATENCY_IN_BUCKET,
+                 counters.latency_bucket_label(latency, latency_buckets), 1),
+                (counters.LATENCY_SUM, "", latency),
+                (counters.LATENCY_COUNT, "", 1),
+            ))
         return True
 
     def retry_later(self, row: OutboxRow, now: float, next_attempt_at: float, error: str) -> None:

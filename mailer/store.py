@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -210,11 +210,18 @@ class Store:
         self._local = threading.local()
 
 
+_INCREMENT = ("INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
+              "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
+
+
 def increment(tx: sqlite3.Connection, name: str, label: str = "", amount: float = 1) -> None:
     """Adds `amount` to a counter inside the caller's transaction."""
     if amount:
-        tx.execute(
-            "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value",
-            (name, label, amount),
-        )
+        tx.execute(_INCREMENT, (name, label, amount))
+
+
+def increment_all(tx: sqlite3.Connection,
+                  changes: Iterable[tuple[str, str, float]]) -> None:
+    """Adds to several counters (name, label, amount) in one call, inside the caller's
+    transaction."""
+    tx.executemany(_INCREMENT, [change for change in changes if change[2]])

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from mailer import counters
 from mailer.app import mailer_of
+from mailer.store import increment
 from tests.mailer.conftest import (
     WEBHOOK_TOKEN,
     FakeClock,
@@ -306,6 +308,26 @@ def test_outbox_gauges_and_queue_counters(app: Any, client: Any, clock: FakeCloc
     assert metric(client, "sysnotify_mailer_emails_sent_total",
                   'notification="credential_expired"') == 3
     assert metric(client, "sysnotify_mailer_delivery_latency_seconds_count") == 3
+    # Delivered at once on the fixed clock: every bucket holds all three.
+    assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket", 'le="0.1"') == 3
+    assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket", 'le="+Inf"') == 3
+
+
+def test_latency_buckets_are_cumulative_over_old_and_new_rows(app: Any, client: Any) -> None:
+    """Each delivery counts in its one bucket; older stores hold cumulative rows, added as is."""
+    store = mailer_of(app).store
+    with store.write() as tx:
+        labels = [repr(bound) for bound in counters.LATENCY_BUCKETS] + ["+Inf"]
+        for label in labels:  # cumulative, as older mailers wrote them: 2 <= 0.1 s, 5 <= 1 s
+            old = 2 if label in ("0.1", "0.25", "0.5") else 5 if label != "+Inf" else 6
+            increment(tx, counters.LATENCY_BUCKET, label, old)
+        for latency in (0.05, 0.3, 2.0, 7200.0):
+            increment(tx, counters.LATENCY_IN_BUCKET,
+                      counters.latency_bucket_label(latency, counters.LATENCY_BUCKETS))
+    expected = {"0.1": 3, "0.25": 3, "0.5": 4, "1.0": 7, "2.5": 8, "3600.0": 8, "+Inf": 10}
+    for le, value in expected.items():
+        assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket",
+                      f'le="{le}"') == value, le
 
 
 def test_preview_is_served(client: Any) -> None:
