@@ -272,6 +272,9 @@ def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # Templates are checked once at start (Renderer.check); what was checked is what is
+        # sent, and no delivery pays for a stat() of every template file it uses.
+        auto_reload=False,
     )
     env.filters.update(FILTERS)
     return env
