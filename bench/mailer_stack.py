@@ -144,6 +144,17 @@ def mailer_service(workdir: Path, config: Path, workers: int,
     return service
 
 
+def delivery_service(workdir: Path, config: Path) -> Service:
+    """`sysnotify-mailer deliver --watch` on the same store: the delivery process that takes
+    the work of gunicorn workers configured with `delivery.enabled: false`."""
+    wake_socket = Path(f"{workdir / 'mailer.db'}.wake")
+    return Service("delivery", [str(BIN / "sysnotify-mailer"), "--config", str(config),
+                                "deliver", "--watch"],
+                   workdir / "delivery.log", ready=wake_socket.exists,
+                   env={"SYSNOTIFY_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+                        "SYSNOTIFY_ADMIN_TOKEN": ADMIN_TOKEN}, ready_timeout=60)
+
+
 def webhook_times_ms(access_log: Path) -> list[float]:
     """Request times (ms) of the webhook answers in a gunicorn access log (ACCESS_LOG_FORMAT)."""
     times = []

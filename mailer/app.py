@@ -28,6 +28,7 @@ from mailer.render import Renderer
 from mailer.smtp import SmtpSender
 from mailer.store import Store
 from mailer.views import admin, health, webhook
+from mailer.wakeup import notify, socket_path
 
 
 class Mailer:
@@ -46,6 +47,8 @@ class Mailer:
                              clock)
         self.registry_api = Registry(self.store)
         self.registry = registry_for(self.store, self.catalog)
+        self.delivering = False
+        self.wake_socket = socket_path(config.store.path)
         self.workers = [
             DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
                            config.delivery, config.dedup.state_retention_seconds, clock,
@@ -54,17 +57,23 @@ class Mailer:
         ]
 
     def start_delivery(self) -> None:
+        self.delivering = True
         for worker in self.workers:
             worker.start()
 
     def stop_delivery(self) -> None:
         for worker in self.workers:
             worker.stop()
+        self.delivering = False
 
     def wake_delivery(self) -> None:
-        """Lets this process's delivery threads pick new rows up without waiting a poll."""
-        for worker in self.workers:
-            worker.wakeup.set()
+        """Lets delivery pick new rows up without waiting a poll: this process's threads,
+        or, when this process does not deliver, a `deliver --watch` process (mailer.wakeup)."""
+        if self.delivering:
+            for worker in self.workers:
+                worker.wakeup.set()
+        else:
+            notify(self.wake_socket)
 
 
 def _use_gunicorn_logging(app: Flask) -> None:

@@ -5,6 +5,7 @@
     sysnotify-mailer recipients remove ACCOUNT ADDRESS
     sysnotify-mailer recipients set-primary ACCOUNT ADDRESS
     sysnotify-mailer deliver            # send what is due now, then exit
+    sysnotify-mailer deliver --watch    # keep delivering until SIGTERM (a delivery process)
     sysnotify-mailer serve [--listen 127.0.0.1:9731] [--workers 2]
 
 Every command reads the same config (--config or $SYSNOTIFY_MAILER_CONFIG) and works on
@@ -14,9 +15,13 @@ the same SQLite store as the running service. Errors go to stderr with a non-zer
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from mailer.recipients import RecipientError, Registry
@@ -48,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     primary.add_argument("account")
     primary.add_argument("address")
 
-    commands.add_parser("deliver", help="send every email that is due now, then exit")
+    deliver = commands.add_parser("deliver", help="send every email that is due now, then exit")
+    deliver.add_argument(
+        "--watch", action="store_true",
+        help="keep delivering with delivery.threads threads until SIGTERM or Ctrl-C: the "
+             "delivery process for gunicorn workers configured with delivery.enabled: false")
 
     serve = commands.add_parser("serve", help="run the mailer under gunicorn")
     serve.add_argument("--listen", default=DEFAULT_LISTEN, help=f"default: {DEFAULT_LISTEN}")
@@ -85,16 +94,50 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
     return 0
 
 
-def _deliver(config: MailerConfig) -> int:
+def _deliver(config: MailerConfig, watch: bool) -> int:
     from mailer.app import create_app, mailer_of
 
     app = create_app(config, start_delivery=False)
     mailer = mailer_of(app)
+    if watch:
+        return _watch(mailer)
     totals: dict[str, int] = {}
     for worker in mailer.workers[:1]:
         totals = worker.drain()
         worker.sender.close()
     print(", ".join(f"{k}: {v}" for k, v in sorted(totals.items())) or "nothing due")
+    return 0
+
+
+def _watch(mailer: Any) -> int:
+    """Runs the delivery threads until SIGTERM or SIGINT, woken by webhooks (mailer.wakeup).
+
+    Webhooks are answered by gunicorn workers whose config says `delivery.enabled: false`;
+    this process takes the rendering and SMTP work off them, so a webhook never waits behind
+    a delivery for the interpreter lock. On a stop signal the threads finish the email in
+    hand and give their other claimed rows back.
+    """
+    from mailer.wakeup import WakeListener
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
+    log = logging.getLogger("gunicorn.error")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    listener = WakeListener(mailer.wake_socket, mailer.wake_delivery)
+    mailer.start_delivery()
+    listening = listener.start()
+    log.info("delivering with %d thread(s); %s", len(mailer.workers),
+             f"woken through {mailer.wake_socket}" if listening else
+             "polling only (no wake-up socket)")
+    try:
+        stop.wait()
+    finally:
+        listener.stop()
+        mailer.stop_delivery()
+        mailer.store.close()
+    log.info("delivery stopped")
     return 0
 
 
@@ -119,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args.config, require_webhook_token=args.command != "recipients")
         if args.command == "recipients":
             return _recipients(args, config)
-        return _deliver(config)
+        return _deliver(config, args.watch)
     except ConfigError as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -192,6 +192,10 @@ class DeliveryWorker:
         return self.config.poll_interval_seconds
 
     def _loop(self) -> None:
+        try:
+            self.store.skip_fsync_in_this_thread()
+        except StoreError as error:  # it still works, with an fsync per commit
+            log.error("delivery: %s", error)
         while not self._stop.is_set():
             outcome: str | None = None
             try:

@@ -162,14 +162,16 @@ def _single_token(name: str, value: str) -> str:
 
 def _part(content_type: str, body: str) -> str:
     """One body part: its two headers, a blank line and the encoded body (CRLF lines)."""
-    lines = _LINE_BREAK.split(body)
-    if body.isascii() and max(map(len, lines)) <= LONGEST_LINE and "\0" not in body:
-        encoding, payload = "7bit", CRLF.join(lines)
+    if "\r" in body:
+        body = _LINE_BREAK.sub("\n", body)
+    if body.isascii() and "\0" not in body and \
+            max(map(len, body.split("\n"))) <= LONGEST_LINE:
+        encoding, payload = "7bit", body.replace("\n", CRLF)
     else:
         encoding = "quoted-printable"
         # Encoded with LF line ends (the only breaks left), then every LF, hard or soft
-        # (after "="), becomes CRLF; a CR in the text was a line break and is gone.
-        payload = binascii.b2a_qp("\n".join(lines).encode("utf-8"),
+        # (after "="), becomes CRLF.
+        payload = binascii.b2a_qp(body.encode("utf-8"),
                                   istext=True).decode("ascii").replace("\n", CRLF)
     return (f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
             f"Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}{payload}")

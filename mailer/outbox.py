@@ -125,17 +125,17 @@ def _load_states(tx: sqlite3.Connection, data: Data) -> dict[StateKey, AlertStat
     """
     states: dict[StateKey, AlertState] = {}
     for alert in data.alerts:
-        row = tx.execute(
+        key = state_key(alert)
+        rows = tx.execute(
             "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? AND fingerprint = ? "
-            "AND starts_at = ?", (data.receiver, data.group_key, *state_key(alert))).fetchone()
-        if row is None:
-            open_rows = tx.execute(
-                "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? "
-                "AND fingerprint = ? AND recovered_at IS NULL",
-                (data.receiver, data.group_key, alert.fingerprint)).fetchall()
-            row = max(open_rows, key=lambda r: parse_time(r["starts_at"]), default=None)
+            "AND (starts_at = ? OR recovered_at IS NULL)",
+            (data.receiver, data.group_key, *key)).fetchall()
+        exact = [row for row in rows if row["starts_at"] == key[1]]
+        row = exact[0] if exact else max(
+            (r for r in rows if r["recovered_at"] is None),
+            key=lambda r: parse_time(r["starts_at"]), default=None)
         if row is not None:
-            states[state_key(alert)] = _state(row)
+            states[key] = _state(row)
     return states
 
 
@@ -214,11 +214,13 @@ class Intake:
                     undeliverable += 1
                     continue
                 queued += self._queue(tx, planned, recipients, now, audience)
-            for name, count in decision.received.items():
-                increment(tx, counters.NOTIFICATIONS_RECEIVED, name, count)
-            for name, count in decision.deduplicated.items():
-                increment(tx, counters.NOTIFICATIONS_DEDUPLICATED, name, count)
-            increment(tx, counters.WEBHOOK_REQUESTS, "200")
+            increment_all(tx, [
+                *((counters.NOTIFICATIONS_RECEIVED, name, count)
+                  for name, count in decision.received.items()),
+                *((counters.NOTIFICATIONS_DEDUPLICATED, name, count)
+                  for name, count in decision.deduplicated.items()),
+                (counters.WEBHOOK_REQUESTS, "200", 1),
+            ])
         return IntakeResult(queued, undeliverable, sum(decision.deduplicated.values()))
 
     def _queue(self, tx: sqlite3.Connection, planned: PlannedEmail,

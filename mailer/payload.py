@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 # Alertmanager sends the zero time as endsAt for firing alerts.
@@ -40,9 +41,10 @@ class Alert:
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
 
-    @property
+    @cached_property
     def starts_at_text(self) -> str:
-        """startsAt as a stable string, part of the alert's identity in the mailer's state."""
+        """startsAt as a stable string, part of the alert's identity in the mailer's state
+        (computed once: keys, sorting and the state queries all use it)."""
         return format_time(self.starts_at)
 
 

@@ -133,6 +133,22 @@ class Store:
                 self._connections.append(conn)
         return conn
 
+    def skip_fsync_in_this_thread(self) -> None:
+        """This thread's commits stop waiting for fsync (synchronous = NORMAL).
+
+        For the delivery threads only. In WAL mode a NORMAL commit survives the process being
+        killed (it is in the operating system's cache), and the next FULL commit of any
+        connection (every webhook's) syncs the log with it; only a power loss or kernel crash
+        can undo it. A delivery thread's commits are claims, "sent" and "retry" marks: losing
+        one of those means an email may be sent again after such a crash, never that one is
+        lost. Webhooks keep FULL: Alertmanager is answered 2xx only once their emails are on
+        disk. Not waiting for fsync shortens the write lock that webhooks wait for.
+        """
+        try:
+            self.connection().execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as error:
+            raise StoreError(f"set synchronous for delivery: {error}") from error
+
     def migrate(self) -> int:
         """Brings the schema to the latest version; returns that version."""
         conn = self.connection()
