@@ -8,6 +8,7 @@ by the SMTP server.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -41,15 +42,13 @@ class SideResult:
 
 
 def _run(name: str, am_config: dict, workdir: Path, smtp: CountingSmtpServer,
-         accounts: list[str], timeout: float, mailer_pid: int | None = None,
+         accounts: list[str], timeout: float, parties: dict[str, int] | None = None,
          ) -> tuple[float, bool, dict[str, float]]:
     """Posts the alerts and waits for the emails; returns the seconds, whether all arrived,
-    and the CPU seconds each party spent meanwhile."""
+    and the CPU seconds each party (name -> pid, besides Alertmanager) spent meanwhile."""
     alerts = ms.expired_credential_alerts(accounts, ms.utc_now())
     with ms.alertmanager(am_config, workdir, name) as am:
-        pids = {"Alertmanager": am.process.pid}  # type: ignore[union-attr]
-        if mailer_pid is not None:
-            pids["mailer"] = mailer_pid
+        pids = {"Alertmanager": am.process.pid, **(parties or {})}  # type: ignore[union-attr]
         before = {party: cpu_seconds(pid) for party, pid in pids.items()}
         in_process = time.process_time()
         started = time.monotonic()
@@ -76,28 +75,39 @@ def alertmanager_email(accounts: list[str], timeout: float) -> SideResult:
                           smtp.connections(), cpu_seconds=tuple(cpu.items()))
 
 
-def mailer(accounts: list[str], timeout: float, workers: int, threads: int) -> SideResult:
-    """Side (b): Alertmanager's webhook to the mailer under gunicorn, then SMTP."""
+def mailer(accounts: list[str], timeout: float, workers: int, threads: int,
+           delivery_process: bool = False) -> SideResult:
+    """Side (b): Alertmanager's webhook to the mailer under gunicorn, then SMTP. With
+    `delivery_process`, the gunicorn workers only take webhooks (`delivery.enabled: false`)
+    and `sysnotify-mailer deliver --watch` sends with `threads` threads; otherwise each
+    worker runs `threads` delivery threads (the default deployment)."""
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-mailer-") as tmp, \
-            CountingSmtpServer(free_port()) as smtp:
+            CountingSmtpServer(free_port()) as smtp, contextlib.ExitStack() as services:
         workdir = Path(tmp)
-        config = ms.write_mailer_config(workdir, smtp.port, {"threads": threads})
+        config = ms.write_mailer_config(workdir, smtp.port, {"threads": threads,
+                                                             "enabled": not delivery_process})
         ms.seed_recipients(workdir / "mailer.db", accounts)
         token_file = workdir / "webhook-token"
         token_file.write_text(ms.WEBHOOK_TOKEN)
-        with ms.mailer_service(workdir, config, workers) as service:
-            requests.get(f"{service.url}/readyz", timeout=10)  # type: ignore[attr-defined]
-            seconds, complete, cpu = _run(
-                "am-webhook", ms.alertmanager_webhook_config(service.port,  # type: ignore
-                                                             token_file),
-                workdir, smtp, accounts, timeout,
-                mailer_pid=service.process.pid)  # type: ignore[union-attr]
+        service = services.enter_context(ms.mailer_service(workdir, config, workers))
+        requests.get(f"{service.url}/readyz", timeout=10)  # type: ignore[attr-defined]
+        parties = {"mailer (gunicorn)": service.process.pid}  # type: ignore[union-attr]
+        if delivery_process:
+            delivery = services.enter_context(ms.delivery_service(workdir, config))
+            parties["mailer (delivery process)"] = delivery.process.pid  # type: ignore
+        seconds, complete, cpu = _run(
+            "am-webhook", ms.alertmanager_webhook_config(service.port,  # type: ignore
+                                                         token_file),
+            workdir, smtp, accounts, timeout, parties)
+        services.close()
         arrivals = smtp.arrivals()
         rows = ms.outbox_latencies(workdir / "mailer.db")
         latencies = tuple(done - received for _, received, done in rows)
         received = [r for _, r, _ in rows]
-        return SideResult(f"mailer ({workers} workers x {threads} delivery threads)",
-                          len(accounts), seconds, complete,
+        name = (f"mailer ({workers} workers taking webhooks + a delivery process with "
+                f"{threads} threads)" if delivery_process else
+                f"mailer ({workers} workers x {threads} delivery threads)")
+        return SideResult(name, len(accounts), seconds, complete,
                           tally(arrivals, {ms.recipient_of(a) for a in accounts}),
                           smtp.connections(),
                           tuple(ms.webhook_times_ms(workdir / "mailer-access.log")),

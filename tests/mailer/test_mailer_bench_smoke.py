@@ -25,10 +25,15 @@ def test_bench_mailer_runs_every_scenario_on_tiny_sizes(repo_root, binary):
     for pattern in (
         r"Alertmanager email_configs: emails\s+40/40\n",
         r"mailer \(2 workers x 1 delivery threads\): emails\s+40/40\n",
-        r"\[ok\] zero lost, zero doubled \(both sides\)",
-        r"ratio: mailer / Alertmanager email\s+\d+\.\d+x",
+        r"mailer \(2 workers taking webhooks \+ a delivery process with 3 threads\): "
+        r"emails\s+40/40\n",
+        r"CPU: mailer \(delivery process\)\s+\d+\.\d s",
+        r"\[ok\] \(b\) zero lost, zero doubled \(and Alertmanager's side\)",
+        r"\[ok\] \(c\) zero lost, zero doubled \(and Alertmanager's side\)",
+        r"ratio \(b\): mailer / Alertmanager email\s+\d+\.\d+x",
+        r"ratio \(c\): mailer / Alertmanager email\s+\d+\.\d+x",
         r"webhook answers \(gunicorn request time\)\s+40: p50 \d+ ms, p99 \d+ ms",
-        r"mark sent \(own durable commit\)\s+\d+\.\d+ ms per email",
+        r"mark sent \(own commit, no fsync\)\s+\d+\.\d+ ms per email",
         r"mailer's share: webhook received -> SMTP accepted\s+p50 [\d,]+ ms",
         r"emails missing after the wait\s+0\n",
         r"mailer after 20 notifications \(20 emails sent\)\s+RSS \d+ MiB",
