@@ -9,6 +9,7 @@ by the SMTP server.
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -129,6 +130,14 @@ def describe(result: SideResult) -> list[tuple[str, str]]:
     for party, seconds in result.cpu_seconds:
         rows.append((f"  CPU: {party}", f"{seconds:.1f} s "
                      f"({seconds * 1000 / max(1, t.received):.2f} ms per email)"))
+    if result.cpu_seconds and t.received:
+        # Every party shares this machine's cores: the CPU they spend per email together
+        # bounds the rate, however well the work overlaps.
+        per_email = sum(s for _, s in result.cpu_seconds) / t.received
+        cores = os.cpu_count() or 1
+        rows.append(("  CPU, all parties", f"{per_email * 1000:.2f} ms per email: at most "
+                     f"{cores / per_email:,.0f} emails/s on {cores} cores "
+                     f"({result.rate * per_email / cores:.0%} of it reached)"))
     if result.webhook_ms:
         w = result.webhook_ms
         rows.append(("  webhook answers (gunicorn request time)",

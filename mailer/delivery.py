@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -43,6 +43,7 @@ from mailer.store import Store, StoreError
 log = logging.getLogger("gunicorn.error")
 
 PRUNE_EVERY_SECONDS = 3600.0
+RENDER_CACHE_SIZE = 64  # notifications x roles; a claim batch spans a few notifications
 
 
 class RendererLike(Protocol):
@@ -99,6 +100,7 @@ class DeliveryWorker:
         self._last_prune = 0.0
         self.send_budget = config.lease_seconds / 2 if send_budget is None else send_budget
         self._claimed: deque[OutboxRow] = deque()
+        self._renders: OrderedDict[tuple[str, str], RenderedEmail] = OrderedDict()
         self._start_deadline = 0.0
 
     # -- one step -------------------------------------------------------------------------
@@ -137,10 +139,25 @@ class DeliveryWorker:
         self.release_claimed()
         return outcomes
 
+    def _render(self, row: OutboxRow, request: EmailRequest) -> RenderedEmail:
+        """The notification's email for this row's recipient: rendered once per role when
+        the templates read the same for every recipient of a role (Renderer.same_per_role).
+        The rows of one notification share its key and its stored request but for the
+        address, and are claimed together, so the second recipient's email costs no render."""
+        if not getattr(self.renderer, "same_per_role", False):
+            return self.renderer.render(request)
+        key = (row.notification_key, request.recipient.role)
+        rendered = self._renders.get(key)
+        if rendered is None:
+            rendered = self._renders[key] = self.renderer.render(request)
+            if len(self._renders) > RENDER_CACHE_SIZE:
+                self._renders.popitem(last=False)
+        return rendered
+
     def _deliver(self, row: OutboxRow) -> str:
         try:
             request = email_request(row.request, self.catalog)
-            rendered = self.renderer.render(request)
+            rendered = self._render(row, request)
             message = build_message(rendered, self.brand, row.recipient, row.message_id,
                                     row.thread_ids, datetime.fromtimestamp(self.clock(), UTC),
                                     tracking_headers(row))

@@ -43,6 +43,7 @@ class IntakeResult:
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
+    notification_key: str
     notification: str
     phase: str
     recipient: str
@@ -254,7 +255,8 @@ def tracking_headers(row: OutboxRow) -> dict[str, str]:
 
 
 def _outbox_row(row: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(row["id"], row["notification"], row["phase"], row["recipient"],
+    return OutboxRow(row["id"], row["notification_key"], row["notification"], row["phase"],
+                     row["recipient"],
                      row["message_id"], tuple(row["thread_ids"].split()),
                      json.loads(row["request"]), row["received_at"], row["queued_at"],
                      row["attempts"])

@@ -17,6 +17,7 @@ import math
 import re
 import textwrap
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import css_inline
 import jinja2
 
 from mailer.catalog import Catalog, NotificationKind
-from mailer.model import AlertView, Brand, EmailRequest, Phase, RenderedEmail
+from mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient, RenderedEmail
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
@@ -318,6 +319,10 @@ class Renderer:
         self.templates_dir = Path(templates_dir) if templates_dir is not None else TEMPLATES_DIR
         self._text_env = _environment(self.templates_dir, autoescape=False)
         self._html_env = _environment(self.templates_dir, autoescape=True)
+        # Whether an email reads the same for every recipient of one role (the templates use
+        # recipient.role, not recipient.address): then delivery renders a notification once
+        # per role instead of once per recipient. Established by check(), with sample data.
+        self.same_per_role = False
         self._inliner = css_inline.CSSInliner(
             keep_at_rules=True,  # @media rules cannot be inlined; they stay in a <style>
             load_remote_stylesheets=False,
@@ -352,13 +357,18 @@ class Renderer:
         from mailer import samples  # imported here: samples imports this module
 
         problems = []
+        same_per_role = True
         for request in samples.all_requests(catalog or Catalog()):
             try:
-                self.render(request)
+                rendered = self.render(request)
+                other = replace(request, recipient=Recipient(
+                    "another." + request.recipient.address, request.recipient.role))
+                same_per_role = same_per_role and self.render(other) == rendered
             except RenderError as exc:
                 problems.append(str(exc))
         if problems:
             raise RenderError("; ".join(problems))
+        self.same_per_role = same_per_role
 
     def context(self, request: EmailRequest) -> dict[str, Any]:
         """The variables every template sees (documented in docs/emails.md)."""

@@ -45,6 +45,28 @@ def test_transient_refusal_is_retried_with_backoff_then_delivered_once(
                   'notification="credential_expired"') == 3
 
 
+def test_a_notification_is_rendered_once_per_role_and_addressed_per_recipient(
+        app: Any, smtp_server: SmtpServer) -> None:
+    queue_three(app)  # the primary and two subscribers
+    renderer = mailer_of(app).renderer
+    roles: list[str] = []
+    render = renderer.render
+
+    def counting(request: EmailRequest) -> RenderedEmail:
+        roles.append(request.recipient.role)
+        return render(request)
+
+    renderer.render = counting
+    assert deliver(app) == {"sent": 3}
+    assert sorted(roles) == ["primary", "subscriber"]
+    messages = {m.rcpt_tos[0]: m.message for m in smtp_server.messages}
+    assert {m["To"] for m in messages.values()} == set(messages)
+    subscribers = [m for address, m in messages.items() if address != PRIMARY]
+    bodies = [m.get_body(("plain",)).get_content() for m in subscribers]
+    assert bodies[0] == bodies[1]
+    assert messages[PRIMARY].get_body(("plain",)).get_content() != bodies[0]
+
+
 def test_permanent_refusal_fails_that_email_only_visibly_and_counted(
         app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
     client = queue_three(app)

@@ -456,3 +456,16 @@ def test_any_values_render_with_one_line_subject_and_no_markup_from_data(
     parsed = ParsedHtml(email.html)
     assert "script" not in parsed.tags
     assert parsed.tags.count("img") == 1
+
+
+def test_check_finds_out_whether_an_email_reads_the_same_for_every_recipient_of_a_role(
+        tmp_path: Path) -> None:
+    shipped = Renderer(SAMPLE_BRAND)
+    assert not shipped.same_per_role  # unknown until checked
+    shipped.check(CATALOG)
+    assert shipped.same_per_role
+    templates = broken_templates(tmp_path, "credential_expired", "body.txt",
+                                 "Dear {{ recipient.address }}")
+    personal = Renderer(SAMPLE_BRAND, templates)
+    personal.check(CATALOG)
+    assert not personal.same_per_role
