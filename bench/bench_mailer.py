@@ -113,7 +113,8 @@ def main(argv: Sequence[str]) -> int:
                         help="threads of the delivery process (throughput, side c)")
     parser.add_argument("--stage-emails", type=int, default=1000,
                         help="emails timed stage by stage (stages)")
-    parser.add_argument("--samples", type=int, default=30, help="latency samples")
+    parser.add_argument("--samples", type=int, default=100,
+                        help="latency samples (100, so that p99 is not simply the slowest)")
     parser.add_argument("--spacing", type=float, default=1.5,
                         help="seconds between latency samples (more than one evaluation)")
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts (memory)")

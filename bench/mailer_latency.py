@@ -14,6 +14,7 @@ sysnotify_mailer_delivery_latency_seconds).
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,6 +33,30 @@ class LatencyResult:
     total_seconds: tuple[float, ...]
     mailer_seconds: tuple[float, ...]
     missing: int
+    fsync_seconds: tuple[float, ...] = ()  # durable commits on the same disk, right after
+
+
+def durable_commit_times(directory: Path, commits: int = 200,
+                         gap: float = 0.01) -> tuple[float, ...]:
+    """Seconds per SQLite commit with synchronous=FULL (an fsync of the WAL), one every
+    `gap` seconds, on the disk under `directory`: each webhook pays one such commit before
+    its 2xx, so the disk's slow fsyncs show up in the mailer's share as they are."""
+    conn = sqlite3.connect(directory / "fsync-probe.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)")
+        times = []
+        for n in range(commits):
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO probe VALUES (?)", (n,))
+            conn.execute("COMMIT")
+            times.append(time.perf_counter() - started)
+            time.sleep(gap)
+        return tuple(times)
+    finally:
+        conn.close()
 
 
 def _healthy(account: str, now: datetime) -> list[Event]:
@@ -82,9 +107,10 @@ def measure(samples: int, spacing: float, timeout: float) -> LatencyResult:
             time.sleep(0.5)
         outbox = {account: done - received for account, received, done in
                   ms.outbox_latencies(stack.workdir / "mailer.db") if account in posted}
+        fsyncs = durable_commit_times(stack.workdir)
     total = tuple(found[a] - posted[a] for a in accounts if a in found)
     mailer = tuple(outbox[a] for a in accounts if a in outbox)
-    return LatencyResult(len(accounts), total, mailer, len(accounts) - len(found))
+    return LatencyResult(len(accounts), total, mailer, len(accounts) - len(found), fsyncs)
 
 
 def describe(result: LatencyResult) -> list[tuple[str, str]]:
@@ -99,4 +125,5 @@ def describe(result: LatencyResult) -> list[tuple[str, str]]:
         ("fact posted -> email stored by the sink", spread(result.total_seconds)),
         ("  mailer's share: webhook received -> SMTP accepted", spread(result.mailer_seconds)),
         ("  emails missing after the wait", f"{result.missing}"),
+        ("  the disk: one durable SQLite commit (fsync)", spread(result.fsync_seconds)),
     ]

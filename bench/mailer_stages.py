@@ -81,7 +81,7 @@ def _measure(emails: int, smtp_port: int) -> list[tuple[str, float]]:
             response = timer("webhook: view, decide, durable commit (no HTTP)", post(body))
             assert response.status_code == 200, response.get_data(as_text=True)
         worker = mailer.workers[0]
-        mailer.store.skip_fsync_in_this_thread()  # as a delivery thread does
+        mailer.store.tune_for_delivery()  # as a delivery thread does
         queue, batch = worker.queue, config.delivery.claim_batch
         sent = 0
         while rows := timer(f"claim (batches of {batch})",

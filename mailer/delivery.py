@@ -210,7 +210,7 @@ class DeliveryWorker:
 
     def _loop(self) -> None:
         try:
-            self.store.skip_fsync_in_this_thread()
+            self.store.tune_for_delivery()
         except StoreError as error:  # it still works, with an fsync per commit
             log.error("delivery: %s", error)
         while not self._stop.is_set():

@@ -99,6 +99,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+DELIVERY_CHECKPOINT_PAGES = 1000  # SQLite's default: about 4 MB of log
+WEBHOOK_CHECKPOINT_PAGES = 20000  # only when nothing delivers for a long while
+
+
 class StoreError(RuntimeError):
     """The store could not be opened or written (disk full, read-only, locked too long)."""
 
@@ -125,6 +129,10 @@ class Store:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
+                # Checkpoints (copying the log into the database, with an fsync of each)
+                # are left to the delivery threads, see tune_for_delivery(); this larger
+                # threshold only bounds the log if nothing delivers for a long while.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WEBHOOK_CHECKPOINT_PAGES}")
                 conn.execute("PRAGMA foreign_keys = ON")
             except (sqlite3.Error, OSError) as error:
                 raise StoreError(f"open store {self.path}: {error}") from error
@@ -133,21 +141,28 @@ class Store:
                 self._connections.append(conn)
         return conn
 
-    def skip_fsync_in_this_thread(self) -> None:
-        """This thread's commits stop waiting for fsync (synchronous = NORMAL).
+    def tune_for_delivery(self) -> None:
+        """Settings for a delivery thread's connection: commits without waiting for fsync
+        (synchronous = NORMAL), and the log's checkpoints.
 
-        For the delivery threads only. In WAL mode a NORMAL commit survives the process being
-        killed (it is in the operating system's cache), and the next FULL commit of any
-        connection (every webhook's) syncs the log with it; only a power loss or kernel crash
-        can undo it. A delivery thread's commits are claims, "sent" and "retry" marks: losing
-        one of those means an email may be sent again after such a crash, never that one is
-        lost. Webhooks keep FULL: Alertmanager is answered 2xx only once their emails are on
-        disk. Not waiting for fsync shortens the write lock that webhooks wait for.
+        In WAL mode a NORMAL commit survives the process being killed (it is in the operating
+        system's cache), and the next FULL commit of any connection (every webhook's) syncs
+        the log with it; only a power loss or kernel crash can undo it. A delivery thread's
+        commits are claims, "sent" and "retry" marks: losing one of those means an email may
+        be sent again after such a crash, never that one is lost. Webhooks keep FULL:
+        Alertmanager is answered 2xx only once their emails are on disk.
+
+        A checkpoint runs in the connection whose commit finds the log past its threshold
+        and waits for fsyncs of the log and the database. Delivery threads keep SQLite's
+        default threshold, webhooks a larger one, so checkpoints happen after emails are
+        sent rather than while Alertmanager waits for an answer.
         """
         try:
-            self.connection().execute("PRAGMA synchronous = NORMAL")
+            conn = self.connection()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {DELIVERY_CHECKPOINT_PAGES}")
         except sqlite3.Error as error:
-            raise StoreError(f"set synchronous for delivery: {error}") from error
+            raise StoreError(f"tune the store for delivery: {error}") from error
 
     def migrate(self) -> int:
         """Brings the schema to the latest version; returns that version."""
