@@ -14,6 +14,7 @@ sysnotify_mailer_delivery_latency_seconds).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import tempfile
 import time
@@ -34,6 +35,18 @@ class LatencyResult:
     mailer_seconds: tuple[float, ...]
     missing: int
     fsync_seconds: tuple[float, ...] = ()  # durable commits on the same disk, right after
+    webhook_seconds: tuple[float, ...] = ()  # the mailer's own handling of each webhook
+
+
+_WEBHOOK_LOG = re.compile(r"webhook customer: receiver=\S+ .* queued=[1-9]\d* .* in ([\d.]+)ms$")
+
+
+def webhook_handling_times(mailer_log: Path) -> tuple[float, ...]:
+    """Seconds each webhook that queued an email took inside the mailer (read to answered,
+    its durable commit included), from the mailer's own log line."""
+    return tuple(float(match.group(1)) / 1000
+                 for line in mailer_log.read_text(errors="replace").splitlines()
+                 if (match := _WEBHOOK_LOG.search(line)))
 
 
 def durable_commit_times(directory: Path, commits: int = 200,
@@ -107,10 +120,12 @@ def measure(samples: int, spacing: float, timeout: float) -> LatencyResult:
             time.sleep(0.5)
         outbox = {account: done - received for account, received, done in
                   ms.outbox_latencies(stack.workdir / "mailer.db") if account in posted}
+        webhooks = webhook_handling_times(stack.workdir / "mailer.log")
         fsyncs = durable_commit_times(stack.workdir)
     total = tuple(found[a] - posted[a] for a in accounts if a in found)
     mailer = tuple(outbox[a] for a in accounts if a in outbox)
-    return LatencyResult(len(accounts), total, mailer, len(accounts) - len(found), fsyncs)
+    return LatencyResult(len(accounts), total, mailer, len(accounts) - len(found), fsyncs,
+                         webhooks)
 
 
 def describe(result: LatencyResult) -> list[tuple[str, str]]:
@@ -124,6 +139,8 @@ def describe(result: LatencyResult) -> list[tuple[str, str]]:
     return [
         ("fact posted -> email stored by the sink", spread(result.total_seconds)),
         ("  mailer's share: webhook received -> SMTP accepted", spread(result.mailer_seconds)),
+        ("    of it, the webhook answer (its durable commit included)",
+         spread(result.webhook_seconds)),
         ("  emails missing after the wait", f"{result.missing}"),
         ("  the disk: one durable SQLite commit (fsync)", spread(result.fsync_seconds)),
     ]
