@@ -96,8 +96,6 @@ def build_message(rendered: RenderedEmail, brand: Brand, recipient: str, msg_id:
     for name, value in (extra_headers or {}).items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"header name {name!r} is not valid")
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"{name}: the value must not contain line breaks")
         headers.append(unstructured(name, value))
     text = _part("text/plain", rendered.text)
     html = _part("text/html", rendered.html)
