@@ -90,13 +90,16 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
                start_delivery: bool | None = None) -> Flask:
     """Builds the mailer app.
 
-    :param config: the validated config; default: loaded from $SYSNOTIFY_MAILER_CONFIG.
+    :param config: the validated config; default: loaded from $SYSNOTIFY_MAILER_CONFIG, which
+        is how gunicorn builds a worker's one app, whose start-up objects are then frozen
+        (freeze_startup_objects).
     :param renderer: default: mailer.render.Renderer with the config's brand (checked now).
     :param sender_factory: builds one SMTP sender per delivery thread (default: SmtpSender).
     :param clock: Unix time source, injectable for tests.
     :param start_delivery: default: `delivery.enabled` from the config.
     :raise ConfigError: for an invalid config; RenderError for a broken template.
     """
+    long_lived = config is None  # gunicorn's `mailer.app:create_app()`: one app per process
     config = config or load_config()
     app = Flask(__name__)
     _use_gunicorn_logging(app)
@@ -130,13 +133,20 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
             webhook.count_answer(500)
         return jsonify({"status": "error", "code": 500, "error": "internal error"}), 500
 
-    # Everything built so far (Flask, the compiled templates, the catalog) lives as long as
-    # the process: out of the collector's sight, a full collection has only the objects of
-    # recent requests and emails to walk, and no longer pauses a delivery for tens of ms.
-    gc.freeze()
+    if long_lived:
+        freeze_startup_objects()
     if config.delivery.enabled if start_delivery is None else start_delivery:
         mailer.start_delivery()
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Moves everything built so far (Flask, the compiled templates, the catalog) out of the
+    garbage collector's sight: it lives as long as the process, and a full collection then
+    walks only the objects of recent requests and emails instead of pausing a delivery for
+    tens of milliseconds. Only for a process that serves one app until it exits; frozen
+    objects are never collected, so apps created and dropped again (tests) must not be."""
+    gc.freeze()
 
 
 def mailer_of(app: Flask) -> Any:

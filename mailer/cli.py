@@ -95,11 +95,12 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
 
 
 def _deliver(config: MailerConfig, watch: bool) -> int:
-    from mailer.app import create_app, mailer_of
+    from mailer.app import create_app, freeze_startup_objects, mailer_of
 
     app = create_app(config, start_delivery=False)
     mailer = mailer_of(app)
     if watch:
+        freeze_startup_objects()
         return _watch(mailer)
     totals: dict[str, int] = {}
     for worker in mailer.workers[:1]:
