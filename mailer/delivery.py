@@ -1,6 +1,7 @@
 """The delivery worker: claims outbox rows, renders them, sends them by SMTP.
 
-Every gunicorn worker runs its own delivery thread(s), each with its own SMTP connection.
+Every gunicorn worker runs its own delivery thread(s), each with its own SMTP connection (or,
+with `delivery.enabled: false`, a `sysnotify-mailer deliver --watch` process runs them).
 They never send the same row twice at the same time: rows are claimed atomically with a lease
 (claimed_by, lease_until), a batch of up to `claim_batch` in one transaction, and each is
 marked sent in its own transaction right after the SMTP server accepted it. A claimed row is
