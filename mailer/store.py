@@ -165,19 +165,34 @@ class Store:
             raise StoreError(f"tune the store for delivery: {error}") from error
 
     def migrate(self) -> int:
-        """Brings the schema to the latest version; returns that version."""
+        """Brings the schema to the latest version; returns that version.
+
+        A store already at the latest version is only read: a gunicorn worker (re)started
+        while another process holds the write lock must still boot, or gunicorn gives up
+        on every worker. Behind it, the version is read again under the write lock, since
+        another process may have migrated meanwhile.
+        """
         conn = self.connection()
+        if self._schema_version(conn) == len(MIGRATIONS):
+            return len(MIGRATIONS)
         with self.write() as tx:
-            version = tx.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(f"store {self.path} has schema version {version}, newer than "
-                                 f"this mailer knows ({len(MIGRATIONS)})")
+            version = self._schema_version(tx)
             for target in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         tx.execute(statement)
                 tx.execute(f"PRAGMA user_version = {target + 1}")
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as error:
+            raise StoreError(f"read the schema version of {self.path}: {error}") from error
+        if version > len(MIGRATIONS):
+            raise StoreError(f"store {self.path} has schema version {version}, newer than "
+                             f"this mailer knows ({len(MIGRATIONS)})")
+        return version
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -73,3 +73,29 @@ def test_a_store_from_a_newer_mailer_is_refused(tmp_path: Path, smtp_server: Smt
         monkeypatch.setenv(name, value)
     with pytest.raises(StoreError, match="schema version 99, newer than this mailer knows"):
         create_app(start_delivery=False)
+
+
+def test_a_migrated_store_opens_while_another_process_holds_its_write_lock(
+        tmp_path: Path) -> None:
+    """A gunicorn worker restarted during a long lock must boot: a store already at the
+    latest version is only read (otherwise gunicorn gives up on every worker)."""
+    import sqlite3
+    import time
+
+    from mailer.store import MIGRATIONS, Store
+
+    path = tmp_path / "mailer.db"
+    first = Store(path)
+    first.migrate()
+    first.close()
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        store = Store(path)
+        assert store.migrate() == len(MIGRATIONS)
+        store.close()
+        assert time.monotonic() - started < 5  # not a busy wait that happened to end
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
