@@ -1,21 +1,8 @@
-"""Fixtures of the fault tests: a recording SMTP server that can be slowed down or refuse."""
+"""Fixtures of the fault tests: tests/mailer's recording SMTP server (`smtp_server`, an
+aiosmtpd server on a free loopback port that can be slowed down, refuse or stop)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.mailer.conftest import smtp_server
 
-import pytest
-
-from tests.mailer.conftest import SmtpServer
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """tests/mailer's aiosmtpd server on a free loopback port (slow, failing or stopped on
-    demand)."""
-    server = SmtpServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+__all__ = ["smtp_server"]

@@ -12,9 +12,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,10 +22,16 @@ from typing import Any
 import requests
 import yaml
 
-from stack.process import Service, http_ready
-from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
+from tests.mailer.conftest import (
+    ADMIN_TOKEN,
+    BIN,
+    TOKENS_ENV,
+    WEBHOOK_TOKEN,
+    config_mapping,
+    mailer_service,
+    wait_until,
+)
 
-BIN = Path(sys.executable).parent
 SYSTEMS = ("salesforce", "eloqua", "marketo", "hubspot", "pardot")
 
 
@@ -44,16 +48,6 @@ def write_mailer_config(workdir: Path, smtp_port: int, **sections: Any) -> Path:
     path = workdir / "mailer.yml"
     path.write_text(yaml.safe_dump(config_mapping(workdir, smtp_port, **defaults)))
     return path
-
-
-def mailer_service(workdir: Path, config: Path, port: int, workers: int = 2,
-                   log_name: str = "mailer.log") -> Service:
-    """The mailer under real gunicorn (not started); tokens from the environment."""
-    argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "mailer.app:create_app()"]
-    env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
-    return Service("mailer", argv, workdir / log_name, env=env,
-                   ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)
 
 
 def set_primaries(config: Path, primaries: dict[str, str]) -> None:
@@ -115,16 +109,6 @@ def post_all(port: int, payloads: Sequence[Any], threads: int = 4) -> list[int]:
         return list(pool.map(lambda p: post_webhook(port, p).status_code, payloads))
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    """Polls until `condition()` is truthy or `timeout` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
 @dataclass(frozen=True)
 class Tally:
     """What the SMTP server received against what the outbox expected."""
@@ -165,4 +149,5 @@ def report(name: str, **figures: object) -> None:
     print(f"\n[reliability] {name}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
 
-__all__ = ["ADMIN_TOKEN", "WEBHOOK_TOKEN", "TOKENS_ENV"]
+# Shared with tests/mailer, offered here too so the fault tests import from one place.
+__all__ = ["ADMIN_TOKEN", "BIN", "TOKENS_ENV", "WEBHOOK_TOKEN", "mailer_service", "wait_until"]

@@ -28,26 +28,10 @@ from tests.faults.faultlib import (
     wait_until,
     write_mailer_config,
 )
-from tests.mailer.conftest import SmtpServer
+from tests.mailer.conftest import ALERTMANAGER_WEBHOOK_CONFIG, SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-AM_CONFIG = """\
-route:
-  receiver: mailer
-  group_by: [account, alertname]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: mailer
-    webhook_configs:
-      - url: http://127.0.0.1:{port}/alertmanager/webhook
-        send_resolved: true
-        max_alerts: 0
-        http_config:
-          authorization: {{credentials: {token}}}
-"""
 # Peer i waits i x peer-timeout before notifying, and skips what the notification log says a
 # peer already sent; 2s keeps the test short (the default is 15s).
 CLUSTER_ARGS = ("--cluster.peer-timeout=2s", "--cluster.gossip-interval=100ms",
@@ -102,7 +86,7 @@ def test_clustered_alertmanagers_one_email_per_notification_even_with_a_peer_sto
     set_primaries(config, {a: primary_of(a) for a in first + second})
     port = free_port()
     am_config = tmp_path / "alertmanager.yml"
-    am_config.write_text(AM_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
+    am_config.write_text(ALERTMANAGER_WEBHOOK_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
     cluster_a, cluster_b = free_port(), free_port()
     am_a = servers.alertmanager(am_config, tmp_path, name="am-a", cluster_port=cluster_a,
                                 peers=[f"127.0.0.1:{cluster_b}"], extra_args=CLUSTER_ARGS)

@@ -38,8 +38,14 @@ from tests.faults.faultlib import (
     wait_until,
     write_mailer_config,
 )
-from tests.faults.test_alertmanager_cluster import AM_CONFIG, alerts_for, phases
-from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, SmtpServer, config_mapping
+from tests.faults.test_alertmanager_cluster import alerts_for, phases
+from tests.mailer.conftest import (
+    ADMIN_TOKEN,
+    ALERTMANAGER_WEBHOOK_CONFIG,
+    TOKENS_ENV,
+    SmtpServer,
+    config_mapping,
+)
 
 ACCOUNTS = 10
 BATCH = 60
@@ -134,7 +140,7 @@ def test_store_locked_by_another_process_while_alertmanager_notifies(
     set_primaries(config, {a: primary_of(a) for a in accounts})
     port = free_port()
     am_config = tmp_path / "alertmanager.yml"
-    am_config.write_text(AM_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
+    am_config.write_text(ALERTMANAGER_WEBHOOK_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
     locker = sqlite3.connect(tmp_path / "mailer.db", isolation_level=None)
     released = threading.Event()
     with mailer_service(tmp_path, config, port), \

@@ -12,7 +12,9 @@ import copy
 import email
 import email.policy
 import json
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -24,8 +26,9 @@ from aiosmtpd.controller import Controller
 
 from mailer.app import create_app, mailer_of
 from mailer.config import MailerConfig, config_from_mapping
-from stack.process import free_port
+from stack.process import Service, free_port, http_ready
 
+BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alertmanager"
 WEBHOOK_TOKEN = "webhook-secret-token"
 ADMIN_TOKEN = "admin-secret-token"
@@ -237,3 +240,44 @@ def admin(client: Any, method: str, path: str, body: Any = None,
           token: str = ADMIN_TOKEN) -> Any:
     return client.open(f"/api/v1{path}", method=method, json=body,
                        headers={"Authorization": f"Bearer {token}"})
+
+
+def mailer_service(workdir: Path, config: Path, port: int, workers: int = 2,
+                   log_name: str = "mailer.log") -> Service:
+    """The mailer under real gunicorn (not started); tokens from the environment."""
+    argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "5", "mailer.app:create_app()"]
+    env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
+    return Service("mailer", argv, workdir / log_name, env=env,
+                   ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0,
+               interval: float = 0.1) -> Any:
+    """Polls until `condition()` is truthy or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+# An Alertmanager that posts every group to the mailer on `port` with the bearer `token`
+# (fill in with str.format), with the timings shortened for tests.
+ALERTMANAGER_WEBHOOK_CONFIG = """\
+route:
+  receiver: mailer
+  group_by: [account, alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: mailer
+    webhook_configs:
+      - url: http://127.0.0.1:{port}/alertmanager/webhook
+        send_resolved: true
+        max_alerts: 0
+        http_config:
+          authorization: {{credentials: {token}}}
+"""

@@ -14,15 +14,15 @@ import yaml
 
 from mailer.wakeup import WakeListener, notify, socket_path
 from stack.process import free_port
-from tests.mailer.conftest import TOKENS_ENV, SmtpServer, config_mapping
-from tests.mailer.test_gunicorn import (
+from tests.mailer.conftest import (
     BIN,
-    FIRING,
+    TOKENS_ENV,
+    SmtpServer,
+    config_mapping,
     mailer_service,
-    post_all,
-    register_all,
-    wait_for,
+    wait_until,
 )
+from tests.mailer.test_gunicorn import FIRING, post_all, register_all
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +58,12 @@ def test_webhooks_wake_the_delivery_process_and_each_email_goes_once(
     wake = socket_path(tmp_path / "mailer.db")
     delivery = start_delivery(config, tmp_path / "delivery.log")
     try:
-        assert wait_for(wake.exists, 30), (tmp_path / "delivery.log").read_text()
+        assert wait_until(wake.exists, 30), (tmp_path / "delivery.log").read_text()
         port = free_port()
         with mailer_service(tmp_path, config, port):
             started = time.monotonic()
             assert post_all(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
-            assert wait_for(lambda: len(smtp_server.messages) >= expected, 30)
+            assert wait_until(lambda: len(smtp_server.messages) >= expected, 30)
             assert time.monotonic() - started < 30  # well inside one poll interval
             time.sleep(0.5)
             ids = [r.message["Message-ID"] for r in smtp_server.messages]
@@ -86,9 +86,9 @@ def test_a_second_delivery_process_polls_and_both_stop_cleanly(
     first = start_delivery(config, tmp_path / "first.log")
     second = None
     try:
-        assert wait_for(wake.exists, 30)
+        assert wait_until(wake.exists, 30)
         second = start_delivery(config, tmp_path / "second.log")
-        assert wait_for(lambda: "delivering with" in (tmp_path / "second.log").read_text(), 30)
+        assert wait_until(lambda: "delivering with" in (tmp_path / "second.log").read_text(), 30)
         assert "another delivery process listens" in (tmp_path / "second.log").read_text()
         assert stop(second) == 0
         assert wake.exists()  # the second one left the first one's socket alone

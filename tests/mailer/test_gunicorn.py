@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import sqlite3
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -20,16 +19,19 @@ import yaml
 from stack.process import Service, free_port, http_ready
 from tests.mailer.conftest import (
     ADMIN_TOKEN,
+    ALERTMANAGER_WEBHOOK_CONFIG,
+    BIN,
     TOKENS_ENV,
     WEBHOOK_TOKEN,
     SmtpServer,
     config_mapping,
     fixture_payload,
+    mailer_service,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 FIRING = ["credential_expired_firing", "credential_expired_grouped_firing",
           "data_sync_delayed_firing", "web_visits_dropped_firing", "api_limit_reached_firing",
           "privacy_optout_reminder_firing"]
@@ -63,14 +65,6 @@ def register_all(config: Path) -> int:
     return len(accounts) * len(RECIPIENTS)
 
 
-def mailer_service(tmp_path: Path, config: Path, port: int) -> Service:
-    argv = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "mailer.app:create_app()"]
-    env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
-    return Service("mailer", argv, tmp_path / "mailer.log", env=env,
-                   ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)
-
-
 def post_all(port: int, names: list[str]) -> list[int]:
     def send(name: str) -> int:
         return requests.post(f"http://127.0.0.1:{port}/alertmanager/webhook",
@@ -78,15 +72,6 @@ def post_all(port: int, names: list[str]) -> list[int]:
                              headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}).status_code
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(send, names))
-
-
-def wait_for(condition: Any, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -103,7 +88,7 @@ def test_two_workers_deliver_each_email_once_and_agree_on_metrics(
     with mailer_service(tmp_path, config, port):
         # Each payload twice (an Alertmanager retry or HA peer), concurrently.
         assert post_all(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
-        assert wait_for(lambda: len(smtp_server.messages) >= expected)
+        assert wait_until(lambda: len(smtp_server.messages) >= expected)
         time.sleep(0.5)  # anything extra would show up now
         ids = [r.message["Message-ID"] for r in smtp_server.messages]
         assert len(ids) == expected == len(set(ids))
@@ -130,12 +115,12 @@ def test_sigkill_during_delivery_then_restart_delivers_the_rest(
     service = mailer_service(tmp_path, config, port)
     with service:
         assert post_all(port, FIRING) == [200] * len(FIRING)
-        assert wait_for(lambda: len(smtp_server.messages) >= 2)
+        assert wait_until(lambda: len(smtp_server.messages) >= 2)
         service.kill()
     before = len(smtp_server.messages)
     assert before < expected, "delivery finished before the kill; slow the server down"
     with mailer_service(tmp_path, config, port):
-        assert wait_for(lambda: len({r.message["Message-ID"] for r in smtp_server.messages})
+        assert wait_until(lambda: len({r.message["Message-ID"] for r in smtp_server.messages})
                         >= expected)
     conn = sqlite3.connect(tmp_path / "mailer.db")
     rows = conn.execute("SELECT message_id, status FROM outbox").fetchall()
@@ -147,21 +132,6 @@ def test_sigkill_during_delivery_then_restart_delivers_the_rest(
     assert sum(count - 1 for count in received.values()) <= 2
 
 
-AM_CONFIG = """\
-route:
-  receiver: mailer
-  group_by: [account, alertname]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: mailer
-    webhook_configs:
-      - url: http://127.0.0.1:{port}/alertmanager/webhook
-        send_resolved: true
-        http_config:
-          authorization: {{credentials: {token}}}
-"""
 
 
 def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
@@ -175,7 +145,7 @@ def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
     cli(config, "recipients", "add", "acc-1002", RECIPIENTS[1], "--categories", "credentials")
     port = free_port()
     am_config = tmp_path / "alertmanager.yml"
-    am_config.write_text(AM_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
+    am_config.write_text(ALERTMANAGER_WEBHOOK_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
     # Prometheus sends the same startsAt (the rule's activeAt) to every Alertmanager.
     starts_at = datetime.fromtimestamp(time.time() - 60, UTC).isoformat()
     alerts = [{"labels": a["labels"], "annotations": a["annotations"], "startsAt": starts_at}
@@ -186,17 +156,17 @@ def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
         for am in (am_a, am_b):
             requests.post(f"{am.url}/api/v2/alerts", json=alerts,  # type: ignore[attr-defined]
                           timeout=10).raise_for_status()
-        assert wait_for(lambda: scrape(port).get(
+        assert wait_until(lambda: scrape(port).get(
             'sysnotify_mailer_webhook_requests_total{code="200"}', 0) >= 2)
-        assert wait_for(lambda: len(smtp_server.messages) >= 2)
+        assert wait_until(lambda: len(smtp_server.messages) >= 2)
         now = datetime.now(UTC).isoformat()
         ended = [{**alert, "endsAt": now} for alert in alerts[:1]]
         for am in (am_a, am_b):
             requests.post(f"{am.url}/api/v2/alerts", json=ended,  # type: ignore[attr-defined]
                           timeout=10).raise_for_status()
-        assert wait_for(lambda: scrape(port).get(
+        assert wait_until(lambda: scrape(port).get(
             'sysnotify_mailer_webhook_requests_total{code="200"}', 0) >= 4)
-        assert wait_for(lambda: len(smtp_server.messages) >= 4)
+        assert wait_until(lambda: len(smtp_server.messages) >= 4)
         time.sleep(1)  # a duplicate would arrive now
         samples = scrape(port)
     by_recipient = collections.defaultdict(list)
