@@ -29,7 +29,7 @@ from mailer.render import Renderer
 from mailer.smtp import SmtpSender
 from mailer.store import Store
 from mailer.views import admin, health, webhook
-from mailer.wakeup import notify, socket_path
+from mailer.wakeup import Waker, socket_path
 
 
 class Mailer:
@@ -50,6 +50,7 @@ class Mailer:
         self.registry = registry_for(self.store, self.catalog)
         self.delivering = False
         self.wake_socket = socket_path(config.store.path)
+        self.waker = Waker(self.wake_socket)
         self.workers = [
             DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
                            config.delivery, config.dedup.state_retention_seconds, clock,
@@ -74,7 +75,7 @@ class Mailer:
             for worker in self.workers:
                 worker.wakeup.set()
         else:
-            notify(self.wake_socket)
+            self.waker.notify()
 
 
 def _use_gunicorn_logging(app: Flask) -> None:

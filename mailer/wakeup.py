@@ -30,14 +30,23 @@ def socket_path(store_path: Path | str) -> Path:
     return Path(f"{store_path}.wake")
 
 
-def notify(path: Path) -> None:
-    """Sends one wake-up byte to `path`, without waiting and without failing."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            sock.sendto(b"!", str(path))
-    except OSError:
-        pass  # nobody listens, or the buffer is full: the poll interval covers it
+class Waker:
+    """Sends wake-up bytes to `path`, without waiting and without failing, over one socket
+    opened on first use (a webhook is a hot path: no socket per call)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock: socket.socket | None = None
+
+    def notify(self) -> None:
+        try:
+            if self._sock is None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                self._sock = sock
+            self._sock.sendto(b"!", str(self.path))
+        except OSError:
+            pass  # nobody listens, or the buffer is full: the poll interval covers it
 
 
 def _listened_on(path: Path) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailer.wakeup import WakeListener, notify, socket_path
+from mailer.wakeup import WakeListener, Waker, socket_path
 from stack.process import free_port
 from tests.mailer.conftest import (
     BIN,
@@ -105,12 +105,12 @@ def test_wake_listener_hears_notify_and_cleans_up(tmp_path: Path) -> None:
     listener = WakeListener(path, heard.set)
     assert listener.start()
     try:
-        notify(path)
+        Waker(path).notify()
         assert heard.wait(5)
     finally:
         listener.stop()
     assert not path.exists()
-    notify(path)  # nobody listens: no error
+    Waker(path).notify()  # nobody listens: no error
 
 
 def test_a_socket_path_too_long_falls_back_to_polling(tmp_path: Path) -> None:
