@@ -14,15 +14,17 @@ RUN groupadd --system --gid 10001 sysnotify \
         --home-dir /var/lib/sysnotify --shell /usr/sbin/nologin sysnotify \
  && install -d -o sysnotify -g sysnotify -m 0750 /var/lib/sysnotify
 
-# The source tree stays in /opt/sysnotify next to templates/: gunicorn and `python -m` import
-# from the working directory, where the mailer finds ../templates as in a checkout.
+# `pip install .` puts the package `sysnotify` (templates and example configs included) into
+# site-packages; only stack/ (the demo's story, run with `python -m stack...`) is used from the
+# working directory.
 WORKDIR /opt/sysnotify
 COPY pyproject.toml README.md ./
+COPY sysnotify ./sysnotify
 COPY exporter ./exporter
 COPY mailer ./mailer
-COPY stack ./stack
-RUN pip install . && rm -rf build ./*.egg-info
 COPY templates ./templates
+RUN pip install . && rm -rf build ./*.egg-info ./sysnotify ./exporter ./mailer ./templates
+COPY stack ./stack
 
 # A new named volume mounted at /var/lib/sysnotify starts out owned by the sysnotify user:
 # Docker copies the ownership of the image's directory into it.

@@ -13,7 +13,7 @@ Steps, all on loopback and in temporary files:
    the first (cold) scrape, then the median of `--scrapes` cached scrapes, then the median
    scrape right after a small batch touching 10 accounts (a partial rebuild).
 4. In this process, over the same store: prometheus_client's ordinary custom-collector path
-   (``generate_latest`` over :class:`exporter.collector.StoreCollector`, each time) and the
+   (``generate_latest`` over :class:`sysnotify.exporter.collector.StoreCollector`, each time) and the
    cache's full rebuild, for the ratios.
 """
 
@@ -33,12 +33,12 @@ from pathlib import Path
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import StoreCollector
-from exporter.events import validate_events
-from exporter.exposition import ExpositionCache
-from exporter.series import utc_day
-from exporter.simulate import Simulator, iso
-from exporter.store import Store
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.events import validate_events
+from sysnotify.exporter.exposition import ExpositionCache
+from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.simulate import Simulator, iso
+from sysnotify.exporter.store import Store
 from stack.process import Service, free_port, http_ready
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -65,7 +65,7 @@ def exporter_service(db: Path, workdir: Path, name: str) -> Service:
     port = free_port()
     exe = Path(sys.executable).parent / "sysnotify-exporter"
     argv = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else
-            ["-m", "exporter.cli"]), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]
+            ["-m", "sysnotify.exporter.cli"]), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]
     service = Service(name, argv, workdir / f"{name}.log",
                       ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
                       env={"SYSNOTIFY_INGEST_TOKEN": TOKEN}, ready_timeout=60)

@@ -63,9 +63,9 @@ def mailer(accounts: int, notifications: int, workers: int,
 
 def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, int, float]:
     """(memory when ready, memory after two /metrics scrapes, events, load seconds)."""
-    from exporter.events import validate_events
-    from exporter.simulate import Simulator
-    from exporter.store import Store
+    from sysnotify.exporter.events import validate_events
+    from sysnotify.exporter.simulate import Simulator
+    from sysnotify.exporter.store import Store
 
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-memory-") as tmp:
         db = Path(tmp) / "exporter.db"

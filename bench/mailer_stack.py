@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import yaml
 
-from mailer.store import Store
+from sysnotify.mailer.store.sqlite import Store
 from stack import servers
 from stack.local import DEMO_BRAND
 from stack.process import Service, free_port, http_ready
@@ -133,7 +133,7 @@ def mailer_service(workdir: Path, config: Path, workers: int,
     port = free_port()
     argv = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--graceful-timeout", "5", "--access-logfile", str(workdir / "mailer-access.log"),
-            "--access-logformat", ACCESS_LOG_FORMAT, *extra_args, "mailer.app:create_app()"]
+            "--access-logformat", ACCESS_LOG_FORMAT, *extra_args, "sysnotify.mailer.web.app:create_app()"]
     service = Service("mailer", argv, workdir / "mailer.log",
                       ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
                       env={"SYSNOTIFY_MAILER_CONFIG": str(config),

@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 
 from bench import mailer_stack as ms
 from bench.mailer_memory import webhook_body
-from mailer import counters
-from mailer.app import create_app, mailer_of
-from mailer.config import load_config
-from mailer.message import build_message
-from mailer.outbox import email_request, tracking_headers
+from sysnotify.mailer import counters
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import load_config
+from sysnotify.mailer.delivery.message import build_message
+from sysnotify.mailer.intake.transaction import email_request, tracking_headers
 from stack.process import free_port
 
 T = TypeVar("T")

@@ -1,8 +1,8 @@
 """The exporter's HTTP interface: the ingest API, /metrics, /healthz.
 
-``create_app()`` builds one Flask app around one :class:`exporter.store.Store`, one
-:class:`exporter.exposition.ExpositionCache` and the per-process ingest counters. It is served
-by gunicorn with one worker (the cache is per process); see :mod:`exporter.server`.
+``create_app()`` builds one Flask app around one :class:`sysnotify.exporter.store.Store`, one
+:class:`sysnotify.exporter.exposition.ExpositionCache` and the per-process ingest counters. It is served
+by gunicorn with one worker (the cache is per process); see :mod:`sysnotify.exporter.server`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import IngestStats, SelfCollector
-from exporter.config import ExporterConfig
-from exporter.events import validate_events
-from exporter.exposition import CONTENT_TYPE, ExpositionCache
-from exporter.series import utc_day
-from exporter.store import BatchRejected, Store
+from sysnotify.exporter.collector import IngestStats, SelfCollector
+from sysnotify.exporter.config import ExporterConfig
+from sysnotify.exporter.events import validate_events
+from sysnotify.exporter.exposition import CONTENT_TYPE, ExpositionCache
+from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.store import BatchRejected, Store
 
 log = logging.getLogger("gunicorn.error")
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
 
-from exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
-from exporter.events import Event, EventError, validate_event
-from exporter.store import BatchRejected, Store
+from sysnotify.exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
+from sysnotify.exporter.events import Event, EventError, validate_event
+from sysnotify.exporter.store import BatchRejected, Store
 
 MAX_REPORTED_ERRORS = 50
 
@@ -85,7 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except Exception as error:  # noqa: BLE001 - reported, then exit
         print(f"sysnotify-exporter: cannot open {config.db}: {error}", file=sys.stderr)
         return 1
-    from exporter.server import serve  # gunicorn only when serving
+    from sysnotify.exporter.server import serve  # gunicorn only when serving
 
     serve(config)
     return 0
@@ -177,7 +177,7 @@ def parse_now(text: str | None) -> float:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from exporter.simulate import Simulator
+    from sysnotify.exporter.simulate import Simulator
 
     if args.accounts < 1 or args.days < 1 or args.batch_size < 1:
         print("sysnotify-exporter: --accounts, --days and --batch-size must be positive",

@@ -1,7 +1,7 @@
 """prometheus_client collectors: the store's families, and the exporter's own metrics.
 
 :class:`StoreCollector` is the ordinary custom-collector path: each ``collect()`` reads the
-store and yields fresh ``GaugeMetricFamily`` objects. :class:`exporter.exposition.ExpositionCache`
+store and yields fresh ``GaugeMetricFamily`` objects. :class:`sysnotify.exporter.exposition.ExpositionCache`
 produces the same bytes faster for /metrics; the tests hold the two to byte equality, and the
 benchmark compares them. :class:`SelfCollector` yields the small per-process part that /metrics
 produces fresh on every scrape.
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.events import EVENT_TYPES
-from exporter.series import FAMILIES, GLOBAL_FAMILIES, account_samples, utc_day
-from exporter.store import Store
+from sysnotify.exporter.events import EVENT_TYPES
+from sysnotify.exporter.series import FAMILIES, GLOBAL_FAMILIES, account_samples, utc_day
+from sysnotify.exporter.store import Store
 
 log = logging.getLogger(__name__)
 

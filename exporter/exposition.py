@@ -9,7 +9,7 @@ The cache keeps each account's lines per family. When the batches applied since 
 render were all applied by this process (which notes the accounts each touched), only those
 accounts are recomputed; a batch from another process (``sysnotify-exporter ingest`` on the
 same file) or a boundary rebuilds everything. The bytes equal what ``generate_latest`` makes
-of :class:`exporter.collector.StoreCollector` over the same facts (tests hold them to it).
+of :class:`sysnotify.exporter.collector.StoreCollector` over the same facts (tests hold them to it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.utils import floatToGoString
 
-from exporter.series import (
+from sysnotify.exporter.series import (
     FAMILIES,
     GLOBAL_FAMILIES,
     Family,
@@ -31,7 +31,7 @@ from exporter.series import (
     next_midnight,
     utc_day,
 )
-from exporter.store import ApplyResult, Store
+from sysnotify.exporter.store import ApplyResult, Store
 
 log = logging.getLogger(__name__)
 

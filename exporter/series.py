@@ -1,6 +1,6 @@
 """From facts to series: the metric families of the contract and how each value is computed.
 
-Everything here is a pure function of :class:`exporter.store.AccountFacts` and ``now`` (epoch
+Everything here is a pure function of :class:`sysnotify.exporter.store.AccountFacts` and ``now`` (epoch
 seconds), so each rule is unit-tested with a fixed clock. docs/exporter.md states, per metric,
 when a series is absent rather than zero; the rules below are where that is decided.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from exporter.store import DAY, AccountFacts
+from sysnotify.exporter.store import DAY, AccountFacts
 
 EXPIRY_PERIOD = 90 * DAY
 NORM_WEEKS = 4

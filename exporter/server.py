@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from exporter.app import create_app
-from exporter.config import ExporterConfig
+from sysnotify.exporter.app import create_app
+from sysnotify.exporter.config import ExporterConfig
 
 
 class ExporterServer(BaseApplication):  # type: ignore[misc]

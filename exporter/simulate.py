@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.events import EXPIRING_SYSTEMS, day_to_iso
-from exporter.series import utc_day
-from exporter.store import DAY
+from sysnotify.exporter.events import EXPIRING_SYSTEMS, day_to_iso
+from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.store import DAY
 
 # Monday .. Sunday: business sites see far fewer visits at the weekend.
 WEEKDAY_FACTOR = (1.1, 1.15, 1.12, 1.05, 0.95, 0.38, 0.32)

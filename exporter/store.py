@@ -2,7 +2,7 @@
 
 The store keeps facts, not metric values: per-page daily visit counts, sync runs, privacy
 requests, the latest credential check and API-usage snapshot. Metric values are computed from
-them at collection time (:mod:`exporter.series`), so windows such as "the last 7 days" move
+them at collection time (:mod:`sysnotify.exporter.series`), so windows such as "the last 7 days" move
 with the clock and a Prometheus restart loses nothing.
 
 Every batch is applied in one ``BEGIN IMMEDIATE`` transaction, whole or not at all, and
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.events import Event, EventError
+from sysnotify.exporter.events import Event, EventError
 
 DAY = 86400
 
@@ -271,7 +271,7 @@ class Store:
     def apply(self, events: Sequence[Event]) -> ApplyResult:
         """Applies a validated batch in one transaction, or raises BatchRejected.
 
-        The events must come from :func:`exporter.events.validate_events` with no errors; the
+        The events must come from :func:`sysnotify.exporter.events.validate_events` with no errors; the
         error indices of BatchRejected are positions in `events`.
         """
         conn = self.connection()

@@ -23,9 +23,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
-from mailer.recipients import RecipientError, Registry
-from mailer.store import Store, StoreError
+from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
+from sysnotify.mailer.recipients import RecipientError, Registry
+from sysnotify.mailer.store.sqlite import Store, StoreError
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 EXIT_USAGE = 2
@@ -95,7 +95,7 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
 
 
 def _deliver(config: MailerConfig, watch: bool) -> int:
-    from mailer.app import create_app, freeze_startup_objects, mailer_of
+    from sysnotify.mailer.web.app import create_app, freeze_startup_objects, mailer_of
 
     app = create_app(config, start_delivery=False)
     mailer = mailer_of(app)
@@ -118,7 +118,7 @@ def _watch(mailer: Any) -> int:
     a delivery for the interpreter lock. On a stop signal the threads finish the email in
     hand and give their other claimed rows back.
     """
-    from mailer.wakeup import WakeListener
+    from sysnotify.mailer.delivery.wakeup import WakeListener
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
@@ -144,7 +144,7 @@ def _watch(mailer: Any) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     argv = ["gunicorn", "--bind", args.listen, "--workers", str(args.workers),
-            "--access-logfile", "-", "mailer.app:create_app()"]
+            "--access-logfile", "-", "sysnotify.mailer.web.app:create_app()"]
     env = dict(os.environ)
     if args.config:
         env[CONFIG_ENV] = os.path.abspath(args.config)

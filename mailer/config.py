@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.catalog import Catalog, CatalogError
-from mailer.model import Brand
+from sysnotify.mailer.catalog import Catalog, CatalogError
+from sysnotify.mailer.model import Brand
 
 CONFIG_ENV = "SYSNOTIFY_MAILER_CONFIG"
 WEBHOOK_TOKEN_ENV = "SYSNOTIFY_WEBHOOK_TOKEN"

@@ -24,9 +24,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from mailer import counters
-from mailer.catalog import Catalog
-from mailer.store import Store, StoreError
+from sysnotify.mailer import counters
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.store.sqlite import Store, StoreError
 
 log = logging.getLogger("gunicorn.error")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from mailer.catalog import NotificationKind
+from sysnotify.mailer.catalog import NotificationKind
 
 Phase = Literal["problem", "reminder", "recovery"]
 RecipientRole = Literal["primary", "subscriber"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.catalog import CATEGORIES
-from mailer.store import Store
+from sysnotify.mailer.catalog import CATEGORIES
+from sysnotify.mailer.store.sqlite import Store
 
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 

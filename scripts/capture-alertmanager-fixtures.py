@@ -29,7 +29,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailer import samples  # noqa: E402
+from sysnotify.mailer import samples  # noqa: E402
 from stack import servers  # noqa: E402
 from stack.process import free_port  # noqa: E402
 

@@ -146,7 +146,7 @@ class LocalStack:
             "mailer",
             [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports.mailer}",
              "--workers", str(self.mailer_workers), "--graceful-timeout", "5",
-             "mailer.app:create_app()"],
+             "sysnotify.mailer.web.app:create_app()"],
             env={
                 "SYSNOTIFY_MAILER_CONFIG": str(mailer_config),
                 "SYSNOTIFY_WEBHOOK_TOKEN": self.tokens.webhook,

@@ -9,9 +9,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import StoreCollector
-from exporter.events import Event, validate_events
-from exporter.store import Store
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.events import Event, validate_events
+from sysnotify.exporter.store import Store
 
 # Thursday 2026-05-28 10:00:00 UTC.
 NOW_DT = datetime(2026, 5, 28, 10, 0, 0, tzinfo=UTC)

@@ -20,11 +20,11 @@ from exporter_testlib import (
     web_visits,
 )
 
-from exporter.cli import main
-from exporter.config import ConfigError, load_config
-from exporter.events import validate_events
-from exporter.simulate import TROUBLES, Simulator
-from exporter.store import Store
+from sysnotify.exporter.cli import main
+from sysnotify.exporter.config import ConfigError, load_config
+from sysnotify.exporter.events import validate_events
+from sysnotify.exporter.simulate import TROUBLES, Simulator
+from sysnotify.exporter.store import Store
 
 NOW_ARG = "2026-05-28T10:00:00Z"
 

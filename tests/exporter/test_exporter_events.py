@@ -15,7 +15,7 @@ from exporter_testlib import (
     web_visits,
 )
 
-from exporter.events import EVENT_TYPES, validate_event, validate_events
+from sysnotify.exporter.events import EVENT_TYPES, validate_event, validate_events
 
 
 @pytest.mark.parametrize("event, field, reason", [row[1:] for row in BAD_EVENTS],

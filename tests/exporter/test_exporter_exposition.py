@@ -21,8 +21,8 @@ from exporter_testlib import (
     web_visits,
 )
 
-from exporter.exposition import ExpositionCache
-from exporter.store import DAY, Store
+from sysnotify.exporter.exposition import ExpositionCache
+from sysnotify.exporter.store import DAY, Store
 
 
 @pytest.fixture

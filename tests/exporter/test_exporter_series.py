@@ -25,9 +25,9 @@ from exporter_testlib import (
 )
 from prometheus_client import CollectorRegistry
 
-from exporter import series
-from exporter.collector import StoreCollector
-from exporter.store import DAY, Store
+from sysnotify.exporter import series
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.store import DAY, Store
 
 Value = Callable[..., float | None]
 
@@ -371,7 +371,7 @@ def test_store_wide_self_metrics(apply, value, clock):
 # -- pure helpers --------------------------------------------------------------------------
 
 def test_boundaries_are_midnight_or_an_api_window_end():
-    from exporter.store import AccountFacts
+    from sysnotify.exporter.store import AccountFacts
 
     facts = AccountFacts("a", api=[("marketo", 1, 2, NOW - 3600)])
     midnight = (NOW // DAY + 1) * DAY

@@ -21,9 +21,9 @@ from exporter_testlib import (
 )
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import StoreCollector
-from exporter.series import utc_day
-from exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
 
 TABLES = ("accounts", "credentials", "api_usage", "web_visits", "web_daily", "web_accounts",
           "sync_runs", "privacy_requests")

@@ -21,13 +21,13 @@ import pytest
 import requests
 from werkzeug.routing import Rule
 
-import mailer.views.auth
-from exporter.app import create_app as create_exporter_app
-from exporter.config import ExporterConfig
-from exporter.config import load_config as load_exporter_config
-from exporter.store import Store as ExporterStore
-from mailer.app import create_app, mailer_of
-from mailer.config import config_from_mapping
+import sysnotify.auth
+from sysnotify.exporter.app import create_app as create_exporter_app
+from sysnotify.exporter.config import ExporterConfig
+from sysnotify.exporter.config import load_config as load_exporter_config
+from sysnotify.exporter.store import Store as ExporterStore
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import config_from_mapping
 from stack.process import free_port
 from tests.faults.faultlib import mailer_service, write_mailer_config
 from tests.mailer.conftest import (

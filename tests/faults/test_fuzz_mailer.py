@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailer.app import create_app, mailer_of
-from mailer.config import config_from_mapping
-from mailer.payload import PayloadError, parse
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import config_from_mapping
+from sysnotify.mailer.intake.payload import PayloadError, parse
 from tests.faults.fuzzlib import HOSTILE_TEXT, JSON, RAW_BODIES, TEXT, fuzz, mutated
 from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from exporter.events import validate_events
-from exporter.store import Store as FactStore
+from sysnotify.exporter.events import validate_events
+from sysnotify.exporter.store import Store as FactStore
 from stack.local import LocalStack
 from stack.scenario import DemoAccount, Event, Member, iso
 from tests.faults.faultlib import report

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from mailer.app import create_app, mailer_of
-from mailer.config import config_from_mapping
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import config_from_mapping
 from tests.faults.faultlib import WEBHOOK_TOKEN, notification
 from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, SmtpServer, config_mapping
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from mailer.app import create_app, mailer_of
-from mailer.config import config_from_mapping
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import config_from_mapping
 from stack import servers
 from stack.process import free_port
 from tests.faults.faultlib import (

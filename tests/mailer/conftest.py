@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailer.app import create_app, mailer_of
-from mailer.config import MailerConfig, config_from_mapping
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import MailerConfig, config_from_mapping
 from stack.process import Service, free_port, http_ready
 
 BIN = Path(sys.executable).parent
@@ -246,7 +246,7 @@ def mailer_service(workdir: Path, config: Path, port: int, workers: int = 2,
                    log_name: str = "mailer.log") -> Service:
     """The mailer under real gunicorn (not started); tokens from the environment."""
     argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "mailer.app:create_app()"]
+            "--graceful-timeout", "5", "sysnotify.mailer.web.app:create_app()"]
     env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
     return Service("mailer", argv, workdir / log_name, env=env,
                    ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailer.app import create_app, mailer_of
-from mailer.config import ConfigError
-from mailer.render import RenderError
+from sysnotify.mailer.web.app import create_app, mailer_of
+from sysnotify.mailer.config import ConfigError
+from sysnotify.mailer.rendering.renderer import RenderError
 from tests.mailer.conftest import TOKENS_ENV, SmtpServer, config_mapping
 
 
@@ -62,7 +62,7 @@ def test_a_store_from_a_newer_mailer_is_refused(tmp_path: Path, smtp_server: Smt
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from mailer.store import StoreError
+    from sysnotify.mailer.store.sqlite import StoreError
 
     conn = sqlite3.connect(tmp_path / "mailer.db")
     conn.execute("PRAGMA user_version = 99")
@@ -82,7 +82,7 @@ def test_a_migrated_store_opens_while_another_process_holds_its_write_lock(
     import sqlite3
     import time
 
-    from mailer.store import MIGRATIONS, Store
+    from sysnotify.mailer.store.sqlite import MIGRATIONS, Store
 
     path = tmp_path / "mailer.db"
     first = Store(path)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mailer.config import ConfigError, config_from_mapping, load_config, parse_duration
+from sysnotify.mailer.config import ConfigError, config_from_mapping, load_config, parse_duration
 from tests.mailer.conftest import TOKENS_ENV, config_mapping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "mailer" / "config.example.yml"

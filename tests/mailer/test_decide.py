@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.catalog import Catalog
-from mailer.decide import AlertState, Decision, decide, state_key
-from mailer.payload import Data, parse
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.intake.decide import AlertState, Decision, decide, state_key
+from sysnotify.mailer.intake.payload import Data, parse
 from tests.mailer.conftest import fixture_payload
 
 WINDOW = 3600.0

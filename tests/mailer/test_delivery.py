@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from mailer.app import mailer_of
-from mailer.delivery import DeliveryWorker, backoff_delay
-from mailer.model import EmailRequest, RenderedEmail
-from mailer.outbox import Queue
+from sysnotify.mailer.web.app import mailer_of
+from sysnotify.mailer.delivery.worker import DeliveryWorker, backoff_delay
+from sysnotify.mailer.model import EmailRequest, RenderedEmail
+from sysnotify.mailer.intake.transaction import Queue
 from tests.mailer.conftest import FakeClock, SmtpServer, admin, deliver, fixture_payload, post
 from tests.mailer.test_webhook import PRIMARY, metric, register
 
@@ -191,7 +191,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempts: int, low: f
 
 def test_alert_state_not_seen_for_the_retention_is_forgotten(app: Any, clock: FakeClock
                                                              ) -> None:
-    from mailer.outbox import prune_state
+    from sysnotify.mailer.intake.transaction import prune_state
 
     queue_three(app)
     store = mailer_of(app).store
@@ -207,7 +207,7 @@ def test_deliver_command_sends_what_is_due(tmp_path: Any, app: Any, smtp_server:
                                            capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    from mailer.cli import main
+    from sysnotify.mailer.cli import main
     from tests.mailer.conftest import TOKENS_ENV, config_mapping
 
     clock.now = time.time() - 1  # the command runs on the real clock

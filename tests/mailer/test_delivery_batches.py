@@ -7,10 +7,10 @@ import dataclasses
 import email
 from typing import Any
 
-from mailer.app import mailer_of
-from mailer.delivery import DeliveryWorker
-from mailer.message import OutgoingMessage
-from mailer.outbox import Queue
+from sysnotify.mailer.web.app import mailer_of
+from sysnotify.mailer.delivery.worker import DeliveryWorker
+from sysnotify.mailer.delivery.message import OutgoingMessage
+from sysnotify.mailer.intake.transaction import Queue
 from tests.mailer.conftest import FakeClock, SmtpServer
 from tests.mailer.test_delivery import pending, queue_three
 

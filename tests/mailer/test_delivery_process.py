@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailer.wakeup import WakeListener, Waker, socket_path
+from sysnotify.mailer.delivery.wakeup import WakeListener, Waker, socket_path
 from stack.process import free_port
 from tests.mailer.conftest import (
     BIN,

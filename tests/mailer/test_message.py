@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailer.message import build_message, message_id
-from mailer.model import Brand, RenderedEmail
+from sysnotify.mailer.delivery.message import build_message, message_id
+from sysnotify.mailer.model import Brand, RenderedEmail
 
 BRAND = Brand(product_name="Acme Insights", sender_address="no-reply@acme.example",
               console_url="https://console.acme.example", support_email="help@acme.example")

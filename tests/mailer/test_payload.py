@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mailer.payload import PayloadError, format_time, parse, parse_time
+from sysnotify.mailer.intake.payload import PayloadError, format_time, parse, parse_time
 from tests.mailer.conftest import FIXTURES, fixture_payload
 
 

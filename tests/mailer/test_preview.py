@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from mailer.catalog import Catalog
-from mailer.preview import create_preview_blueprint
-from mailer.render import TEMPLATES_DIR, Renderer, phases_of
-from mailer.samples import SAMPLE_BRAND
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.web.preview import create_preview_blueprint
+from sysnotify.mailer.rendering.renderer import TEMPLATES_DIR, Renderer, phases_of
+from sysnotify.mailer.rendering.samples import SAMPLE_BRAND
 
 CATALOG = Catalog()
 

@@ -15,10 +15,10 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from mailer.catalog import Catalog
-from mailer.preview import create_preview_blueprint
-from mailer.render import Renderer
-from mailer.samples import SAMPLE_BRAND
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.web.preview import create_preview_blueprint
+from sysnotify.mailer.rendering.renderer import Renderer
+from sysnotify.mailer.rendering.samples import SAMPLE_BRAND
 from stack.process import free_port
 
 WIDTH, HEIGHT = 700, 1400

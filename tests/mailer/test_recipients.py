@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mailer.cli import main
+from sysnotify.mailer.cli import main
 from tests.mailer.conftest import TOKENS_ENV, admin, config_mapping
 
 
@@ -74,8 +74,8 @@ def test_admin_api_needs_its_own_token(client: Any, make_app: Any) -> None:
 
 
 def test_admin_api_is_disabled_without_a_token(tmp_path: Path, smtp_server: Any) -> None:
-    from mailer.app import create_app, mailer_of
-    from mailer.config import config_from_mapping
+    from sysnotify.mailer.web.app import create_app, mailer_of
+    from sysnotify.mailer.config import config_from_mapping
 
     config = config_from_mapping(config_mapping(tmp_path, smtp_server.port),
                                  {"SYSNOTIFY_WEBHOOK_TOKEN": "w"})

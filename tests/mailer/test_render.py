@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.catalog import DEFAULT_KINDS, GENERIC, Catalog, NotificationKind
-from mailer.model import AlertView, EmailRequest
-from mailer.render import (
+from sysnotify.mailer.catalog import DEFAULT_KINDS, GENERIC, Catalog, NotificationKind
+from sysnotify.mailer.model import AlertView, EmailRequest
+from sysnotify.mailer.rendering.renderer import (
     TEMPLATE_FILES,
     TEMPLATES_DIR,
     Renderer,
@@ -31,7 +31,7 @@ from mailer.render import (
     system_name,
     wrap_text,
 )
-from mailer.samples import (
+from sysnotify.mailer.rendering.samples import (
     ACCOUNT,
     PRIMARY,
     SAMPLE_BRAND,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer.catalog import Catalog
-from mailer.model import EmailRequest
-from mailer.render import Renderer
-from mailer.samples import SAMPLE_BRAND, all_requests, golden_name, write_golden
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.model import EmailRequest
+from sysnotify.mailer.rendering.renderer import Renderer
+from sysnotify.mailer.rendering.samples import SAMPLE_BRAND, all_requests, golden_name, write_golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 REGENERATE = ".venv/bin/python -m mailer.samples --write-golden tests/golden"

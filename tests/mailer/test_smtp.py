@@ -12,9 +12,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from mailer.config import SmtpConfig
-from mailer.message import OutgoingMessage
-from mailer.smtp import PermanentSendError, SmtpSender, TransientSendError
+from sysnotify.mailer.config import SmtpConfig
+from sysnotify.mailer.delivery.message import OutgoingMessage
+from sysnotify.mailer.delivery.smtp import PermanentSendError, SmtpSender, TransientSendError
 from stack.process import free_port
 from tests.mailer.conftest import RecordingHandler, SmtpServer
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mailer import counters
-from mailer.app import mailer_of
-from mailer.store import increment
+from sysnotify.mailer import counters
+from sysnotify.mailer.web.app import mailer_of
+from sysnotify.mailer.store.sqlite import increment
 from tests.mailer.conftest import (
     WEBHOOK_TOKEN,
     FakeClock,

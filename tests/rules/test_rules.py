@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mailer.catalog import DEFAULT_KINDS
+from sysnotify.mailer.catalog import DEFAULT_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "alert_rules"

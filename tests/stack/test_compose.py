@@ -515,14 +515,11 @@ def test_the_mailer_sends_to_mailpit() -> None:
 
 
 def test_the_mailer_config_is_valid(tmp_path: Path) -> None:
-    from mailer.config import config_from_mapping
+    from sysnotify.mailer.config import config_from_mapping
 
     raw = mailer_config()
-    # The image keeps templates/ at /opt/sysnotify/templates (WORKDIR + COPY templates).
-    workdir = [args for instruction, args in dockerfile_instructions()
-               if instruction == "WORKDIR"][-1]
-    assert raw["templates_dir"] == f"{workdir}/templates"
-    raw["templates_dir"] = str(REPO_ROOT / "templates")
+    # The installed package brings its templates; the image keeps no source tree to point at.
+    assert "templates_dir" not in raw
     raw["store"]["path"] = str(tmp_path / "mailer.db")
     env = {"SYSNOTIFY_WEBHOOK_TOKEN": "w" * 32, "SYSNOTIFY_ADMIN_TOKEN": "a" * 32}
     config = config_from_mapping(raw, env, base_dir=tmp_path)
@@ -534,7 +531,7 @@ def test_the_exporter_serves_on_all_interfaces_of_its_container() -> None:
     assert args[:2] == ["sysnotify-exporter", "serve"]
     assert flag_value(args, "--listen") == "0.0.0.0:9730"
     mailer = command_args(SERVICES["mailer"])
-    assert mailer[0] == "gunicorn" and mailer[-1] == "mailer.app:create_app()"
+    assert mailer[0] == "gunicorn" and mailer[-1] == "sysnotify.mailer.web.app:create_app()"
 
 
 def test_grafana_rate_interval_floor_is_the_scrape_interval() -> None:

@@ -15,11 +15,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from mailer import counters
-from mailer.decide import Audience
-from mailer.payload import PayloadError, parse
-from mailer.store import StoreError, increment
-from mailer.views.auth import bearer_token_matches
+from sysnotify.mailer import counters
+from sysnotify.mailer.intake.decide import Audience
+from sysnotify.mailer.intake.payload import PayloadError, parse
+from sysnotify.mailer.store.sqlite import StoreError, increment
+from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("webhook", __name__)
 

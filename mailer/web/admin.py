@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from mailer.recipients import NotFound, RecipientError, Registry
-from mailer.views.auth import bearer_token_matches
+from sysnotify.mailer.recipients import NotFound, RecipientError, Registry
+from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 

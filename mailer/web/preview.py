@@ -16,10 +16,10 @@ from typing import Any
 import jinja2
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from mailer.catalog import Catalog, NotificationKind
-from mailer.model import Phase
-from mailer.render import PHASES, Renderer, RenderError, phases_of, template_for
-from mailer.samples import PRIMARY, SUBSCRIBER, sample_request
+from sysnotify.mailer.catalog import Catalog, NotificationKind
+from sysnotify.mailer.model import Phase
+from sysnotify.mailer.rendering.renderer import PHASES, Renderer, RenderError, phases_of, template_for
+from sysnotify.mailer.rendering.samples import PRIMARY, SUBSCRIBER, sample_request
 
 FORMATS = ("html", "text")
 ROLES = {"primary": PRIMARY, "subscriber": SUBSCRIBER}

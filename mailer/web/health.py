@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mailer.store import StoreError
+from sysnotify.mailer.store.sqlite import StoreError
 
 bp = Blueprint("health", __name__)
 

@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from mailer.config import SmtpConfig
-from mailer.message import OutgoingMessage
+from sysnotify.mailer.config import SmtpConfig
+from sysnotify.mailer.delivery.message import OutgoingMessage
 
 
 class SendError(Exception):

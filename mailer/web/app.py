@@ -1,4 +1,4 @@
-"""The Flask application factory: `gunicorn 'mailer.app:create_app()'`.
+"""The Flask application factory: `gunicorn 'sysnotify.mailer.web.app:create_app()'`.
 
 The factory loads and validates the config (SYSNOTIFY_MAILER_CONFIG), migrates the store,
 checks that every template renders, registers the blueprints and starts the delivery
@@ -17,19 +17,19 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mailer.catalog import Catalog
-from mailer.config import MailerConfig, load_config
-from mailer.delivery import DeliveryWorker, RendererLike, SenderLike
-from mailer.message import sender_domain
-from mailer.metrics import registry_for
-from mailer.outbox import Intake
-from mailer.preview import create_preview_blueprint
-from mailer.recipients import Registry
-from mailer.render import Renderer
-from mailer.smtp import SmtpSender
-from mailer.store import Store
-from mailer.views import admin, health, webhook
-from mailer.wakeup import Waker, socket_path
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.config import MailerConfig, load_config
+from sysnotify.mailer.delivery.worker import DeliveryWorker, RendererLike, SenderLike
+from sysnotify.mailer.delivery.message import sender_domain
+from sysnotify.mailer.metrics import registry_for
+from sysnotify.mailer.intake.transaction import Intake
+from sysnotify.mailer.web.preview import create_preview_blueprint
+from sysnotify.mailer.recipients import Registry
+from sysnotify.mailer.rendering.renderer import Renderer
+from sysnotify.mailer.delivery.smtp import SmtpSender
+from sysnotify.mailer.store.sqlite import Store
+from sysnotify.mailer.web import admin, health, webhook
+from sysnotify.mailer.delivery.wakeup import Waker, socket_path
 
 
 class Mailer:
@@ -100,7 +100,7 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     :param start_delivery: default: `delivery.enabled` from the config.
     :raise ConfigError: for an invalid config; RenderError for a broken template.
     """
-    long_lived = config is None  # gunicorn's `mailer.app:create_app()`: one app per process
+    long_lived = config is None  # gunicorn's `sysnotify.mailer.web.app:create_app()`: one app per process
     config = config or load_config()
     app = Flask(__name__)
     _use_gunicorn_logging(app)

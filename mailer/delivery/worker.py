@@ -32,14 +32,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from mailer import counters
-from mailer.catalog import Catalog
-from mailer.config import DeliveryConfig
-from mailer.message import OutgoingMessage, build_message
-from mailer.model import Brand, EmailRequest, RenderedEmail
-from mailer.outbox import OutboxRow, Queue, email_request, prune_state, tracking_headers
-from mailer.smtp import PermanentSendError, SendError
-from mailer.store import Store, StoreError
+from sysnotify.mailer import counters
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.config import DeliveryConfig
+from sysnotify.mailer.delivery.message import OutgoingMessage, build_message
+from sysnotify.mailer.model import Brand, EmailRequest, RenderedEmail
+from sysnotify.mailer.intake.transaction import OutboxRow, Queue, email_request, prune_state, tracking_headers
+from sysnotify.mailer.delivery.smtp import PermanentSendError, SendError
+from sysnotify.mailer.store.sqlite import Store, StoreError
 
 log = logging.getLogger("gunicorn.error")
 

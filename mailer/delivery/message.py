@@ -29,7 +29,7 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
-from mailer.model import Brand, RenderedEmail
+from sysnotify.mailer.model import Brand, RenderedEmail
 
 _WHITESPACE = re.compile(r"\s+")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from mailer.catalog import Catalog, NotificationKind
-from mailer.payload import Alert, Data, format_time
+from sysnotify.mailer.catalog import Catalog, NotificationKind
+from sysnotify.mailer.intake.payload import Alert, Data, format_time
 
 Audience = Literal["customer", "operator"]
 OPERATOR_ACCOUNT = ""  # operator emails are not about any customer account

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mailer import counters
-from mailer.catalog import Catalog
-from mailer.decide import AlertState, Audience, PlannedEmail, StateKey, decide, state_key
-from mailer.message import message_id
-from mailer.model import AlertView, EmailRequest, Recipient
-from mailer.payload import Alert, Data, format_time, parse_time
-from mailer.recipients import recipients_for
-from mailer.store import Store, increment, increment_all
+from sysnotify.mailer import counters
+from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.intake.decide import AlertState, Audience, PlannedEmail, StateKey, decide, state_key
+from sysnotify.mailer.delivery.message import message_id
+from sysnotify.mailer.model import AlertView, EmailRequest, Recipient
+from sysnotify.mailer.intake.payload import Alert, Data, format_time, parse_time
+from sysnotify.mailer.recipients import recipients_for
+from sysnotify.mailer.store.sqlite import Store, increment, increment_all
 
 
 @dataclass(frozen=True)

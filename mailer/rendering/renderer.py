@@ -18,6 +18,7 @@ import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from importlib import resources
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,11 @@ from typing import Any
 import css_inline
 import jinja2
 
-from mailer.catalog import Catalog, NotificationKind
-from mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient, RenderedEmail
+from sysnotify.mailer.catalog import Catalog, NotificationKind
+from sysnotify.mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient, RenderedEmail
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The templates are package data (sysnotify.templates), wherever the package is installed.
+TEMPLATES_DIR = Path(str(resources.files("sysnotify.templates")))
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 PHASES: tuple[Phase, ...] = ("problem", "reminder", "recovery")
 
@@ -354,7 +356,7 @@ class Renderer:
 
         :raise RenderError: listing every template that failed.
         """
-        from mailer import samples  # imported here: samples imports this module
+        from sysnotify.mailer.rendering import samples  # imported here: samples imports this module
 
         problems = []
         same_per_role = True

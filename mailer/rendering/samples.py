@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailer.catalog import Catalog, NotificationKind
-from mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient
-from mailer.render import Renderer, RenderError, phases_of, template_for
+from sysnotify.mailer.catalog import Catalog, NotificationKind
+from sysnotify.mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient
+from sysnotify.mailer.rendering.renderer import Renderer, RenderError, phases_of, template_for
 
 ACCOUNT = "acc-0042"
 ACCOUNT_NAME = "Acme Corp"
@@ -248,7 +248,7 @@ def write_golden(directory: Path, catalog: Catalog | None = None) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mailer.samples",
+        prog="python -m sysnotify.mailer.rendering.samples",
         description="Render the sample emails (the golden files of the template tests).")
     parser.add_argument("--write-golden", metavar="DIR", type=Path, required=True,
                         help="directory to write <template>.<phase>.{subject.txt,txt,html} to")

@@ -1,0 +1,1 @@
+"""From the outbox to an SMTP server: the queue, the worker, the message, the SMTP client, wake-ups."""

@@ -1,0 +1,1 @@
+"""Alertmanager notifications into the store: the payload, the decision, the webhook transaction."""

@@ -1,0 +1,1 @@
+"""Emails from templates: filters, the renderer, sample data and the start-up check."""

@@ -1,1 +1,0 @@
-"""HTTP blueprints: webhook (Alertmanager), admin (recipients API), health and metrics."""

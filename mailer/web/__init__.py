@@ -1,0 +1,1 @@
+"""The HTTP side: the app factory and its blueprints (webhook, admin, health, preview)."""

@@ -1,0 +1,1 @@
+"""The email templates, shipped as package data and read through importlib.resources."""
