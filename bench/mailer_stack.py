@@ -21,6 +21,7 @@ from sysnotify.mailer.store.sqlite import Store
 from stack import servers
 from stack.local import DEMO_BRAND
 from stack.process import Service, free_port, http_ready
+from sysnotify.gunicorn import bind_address, mailer_argv
 
 BIN = Path(sys.executable).parent
 WEBHOOK_TOKEN = "bench-webhook-token-0123456789"
@@ -131,9 +132,10 @@ def mailer_service(workdir: Path, config: Path, workers: int,
                    extra_args: Sequence[str] = ()) -> Service:
     """The mailer under gunicorn with an access log that records each request's time."""
     port = free_port()
-    argv = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--graceful-timeout", "5", "--access-logfile", str(workdir / "mailer-access.log"),
-            "--access-logformat", ACCESS_LOG_FORMAT, *extra_args, "sysnotify.mailer.web.app:create_app()"]
+    argv = mailer_argv(bind_address("127.0.0.1", port), workers,
+                       ("--graceful-timeout", "5",
+                        "--access-logfile", str(workdir / "mailer-access.log"),
+                        "--access-logformat", ACCESS_LOG_FORMAT, *extra_args))
     service = Service("mailer", argv, workdir / "mailer.log",
                       ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
                       env={"SYSNOTIFY_MAILER_CONFIG": str(config),

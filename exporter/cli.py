@@ -1,6 +1,8 @@
 """``sysnotify-exporter``: serve, ingest JSON lines, simulate a platform.
 
-Exit codes: 0 success; 1 invalid input or configuration (nothing applied); 2 usage error.
+Exit codes (sysnotify.exits): 0 success; 1 the operation failed (input rejected, nothing applied;
+the store cannot be opened; a batch rejected by a running exporter); 2 a usage or configuration
+error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
 
+from sysnotify import exits
 from sysnotify.exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
 from sysnotify.exporter.events import Event, EventError, validate_event
 from sysnotify.exporter.store import BatchRejected, Store
@@ -25,7 +28,7 @@ MAX_REPORTED_ERRORS = 50
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.run(args) or 0)
+    return int(args.run(args) or exits.OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +72,7 @@ def run_serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, listen=args.listen, db=args.db, threads=args.threads)
     except ConfigError as error:
         print(f"sysnotify-exporter: {error}", file=sys.stderr)
-        return 1
+        return exits.USAGE
     problems = []
     if config.db is None:
         problems.append("no fact store: give --db PATH (or db: in the config file)")
@@ -78,17 +81,17 @@ def run_serve(args: argparse.Namespace) -> int:
                         " or ingest_token/ingest_token_file in the config file")
     if problems:
         print("sysnotify-exporter: " + "; ".join(problems), file=sys.stderr)
-        return 1
+        return exits.USAGE
     assert config.db is not None
     try:
         Store(config.db).close()  # create or migrate now, so errors show before serving
     except Exception as error:  # noqa: BLE001 - reported, then exit
         print(f"sysnotify-exporter: cannot open {config.db}: {error}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     from sysnotify.exporter.server import serve  # gunicorn only when serving
 
     serve(config)
-    return 0
+    return exits.OK
 
 
 def read_json_lines(stream: IO[str]) -> Iterator[tuple[int, Any, str | None]]:
@@ -137,16 +140,16 @@ def run_ingest(args: argparse.Namespace) -> int:
                 events, numbers, problems = validate_lines(read_json_lines(stream))
     except OSError as error:
         print(f"sysnotify-exporter: cannot read {source}: {error.strerror}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     except UnicodeDecodeError as error:
         print(f"sysnotify-exporter: {source} is not UTF-8 text: {error}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     if not problems:
         try:
             store = Store(args.db)
         except Exception as error:  # noqa: BLE001
             print(f"sysnotify-exporter: cannot open {args.db}: {error}", file=sys.stderr)
-            return 1
+            return exits.FAILED
         try:
             result = store.apply(events)
         except BatchRejected as rejected:
@@ -155,7 +158,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             kinds = ", ".join(f"{kind} {count}" for kind, count in result.by_type.items())
             print(f"applied {result.applied} events from {source} to {args.db}"
                   + (f" ({kinds})" if kinds else ""))
-            return 0
+            return exits.OK
         finally:
             store.close()
     for message in problems[:MAX_REPORTED_ERRORS]:
@@ -164,7 +167,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         print(f"... and {len(problems) - MAX_REPORTED_ERRORS} more", file=sys.stderr)
     print(f"sysnotify-exporter: {len(problems)} problem(s) in {source}; nothing applied",
           file=sys.stderr)
-    return 1
+    return exits.FAILED
 
 
 def parse_now(text: str | None) -> float:
@@ -182,19 +185,19 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.accounts < 1 or args.days < 1 or args.batch_size < 1:
         print("sysnotify-exporter: --accounts, --days and --batch-size must be positive",
               file=sys.stderr)
-        return 2
+        return exits.USAGE
     try:
         now = parse_now(args.now)
     except ValueError as error:
         print(f"sysnotify-exporter: {error}", file=sys.stderr)
-        return 2
+        return exits.USAGE
     simulator = Simulator(seed=args.seed, accounts=args.accounts, days=args.days, now=now)
     if args.post:
         token = args.token or os.environ.get(TOKEN_ENV)
         if not token:
             print("sysnotify-exporter: --post needs --token or SYSNOTIFY_INGEST_TOKEN",
                   file=sys.stderr)
-            return 2
+            return exits.USAGE
         return post_events(simulator.events(), args.post, token, args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
@@ -208,11 +211,11 @@ def run_simulate(args: argparse.Namespace) -> int:
         if buffer:
             out.write("\n".join(buffer) + "\n")
     except BrokenPipeError:
-        return 0
+        return exits.OK
     finally:
         if args.output:
             out.close()
-    return 0
+    return exits.OK
 
 
 def post_events(events: Iterable[dict[str, Any]], url: str, token: str, batch_size: int) -> int:
@@ -241,11 +244,11 @@ def post_events(events: Iterable[dict[str, Any]], url: str, token: str, batch_si
     for event in events:
         batch.append(event)
         if len(batch) >= batch_size and not send():
-            return 1
+            return exits.FAILED
     if batch and not send():
-        return 1
+        return exits.FAILED
     print(f"posted {posted} events in {batches} batches to {url}")
-    return 0
+    return exits.OK
 
 
 if __name__ == "__main__":

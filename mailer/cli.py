@@ -23,13 +23,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from sysnotify import exits
+from sysnotify.gunicorn import mailer_argv
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from sysnotify.mailer.recipients import RecipientError, Registry
 from sysnotify.mailer.store.sqlite import Store, StoreError
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
-EXIT_USAGE = 2
-EXIT_ERROR = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +91,7 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
             print(f"{primary.address} is now the primary administrator of {args.account}")
     finally:
         store.close()
-    return 0
+    return exits.OK
 
 
 def _deliver(config: MailerConfig, watch: bool) -> int:
@@ -143,14 +143,12 @@ def _watch(mailer: Any) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    argv = ["gunicorn", "--bind", args.listen, "--workers", str(args.workers),
-            "--access-logfile", "-", "sysnotify.mailer.web.app:create_app()"]
+    argv = mailer_argv(args.listen, args.workers, ("--access-logfile", "-"))
     env = dict(os.environ)
     if args.config:
         env[CONFIG_ENV] = os.path.abspath(args.config)
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    os.execve(gunicorn if os.path.exists(gunicorn) else "gunicorn", argv, env)
-    return 0  # not reached
+    os.execve(argv[0], argv, env)
+    return exits.OK  # not reached
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _deliver(config, args.watch)
     except ConfigError as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     except (RecipientError, StoreError) as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return exits.FAILED
 
 
 if __name__ == "__main__":

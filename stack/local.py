@@ -29,6 +29,7 @@ from stack import derive, servers
 from stack.process import Service, free_port, http_ready
 from stack.scenario import DemoAccount, Event
 from stack.smtp_sink import MailSink, ReceivedMail, create_inbox_app
+from sysnotify.gunicorn import bind_address, mailer_argv
 
 BIN = Path(sys.executable).parent
 
@@ -144,9 +145,8 @@ class LocalStack:
         mailer_config = self._write_mailer_config()
         self._start(
             "mailer",
-            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports.mailer}",
-             "--workers", str(self.mailer_workers), "--graceful-timeout", "5",
-             "sysnotify.mailer.web.app:create_app()"],
+            mailer_argv(bind_address("127.0.0.1", self.ports.mailer), self.mailer_workers,
+                        ("--graceful-timeout", "5")),
             env={
                 "SYSNOTIFY_MAILER_CONFIG": str(mailer_config),
                 "SYSNOTIFY_WEBHOOK_TOKEN": self.tokens.webhook,

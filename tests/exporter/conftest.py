@@ -11,9 +11,9 @@ from exporter_testlib import TOKEN, Clock, validated
 from flask import Flask
 from flask.testing import FlaskClient
 
-from sysnotify.exporter.app import create_app
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.store import ApplyResult, Store
+from sysnotify.exporter.web.app import create_app
 
 
 @pytest.fixture

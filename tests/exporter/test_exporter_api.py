@@ -24,6 +24,8 @@ from exporter_testlib import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from sysnotify.exporter.web.state import exporter_of
+
 GOOD_BATCH = [account(), credential(), api_usage(), web_visits(offset=-20, visits=0),
               web_visits(), sync_started(), sync_finished(), privacy()]
 
@@ -35,8 +37,8 @@ def post(client, body, headers=AUTH, content_type="application/json"):
 
 def state(app):
     """What a rejected request must not change: store version and store-derived exposition."""
-    ext = app.extensions["sysnotify_exporter"]
-    return ext["store"].version(), ext["cache"].render()
+    exporter = exporter_of(app)
+    return exporter.store.version(), exporter.cache.render()
 
 
 def samples(client, name):
@@ -190,7 +192,7 @@ def test_the_token_is_never_logged(client, caplog):
 
 def test_healthz(client, app, monkeypatch):
     assert client.get("/healthz").status_code == 200
-    store = app.extensions["sysnotify_exporter"]["store"]
+    store = exporter_of(app).store
 
     def broken() -> None:
         raise sqlite3.OperationalError("disk I/O error")
@@ -202,7 +204,7 @@ def test_healthz(client, app, monkeypatch):
 
 
 def test_metrics_when_the_store_cannot_be_read(client, app, seeded, monkeypatch):
-    cache = app.extensions["sysnotify_exporter"]["cache"]
+    cache = exporter_of(app).cache
 
     def broken() -> int:
         raise sqlite3.OperationalError("database disk image is malformed")

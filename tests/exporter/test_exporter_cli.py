@@ -127,16 +127,22 @@ def test_the_console_script_exits_non_zero(tmp_path):
 def test_serve_refuses_to_start_without_a_token(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SYSNOTIFY_INGEST_TOKEN", raising=False)
     monkeypatch.delenv("SYSNOTIFY_INGEST_TOKEN_FILE", raising=False)
-    assert main(["serve", "--db", str(tmp_path / "x.db")]) == 1
+    assert main(["serve", "--db", str(tmp_path / "x.db")]) == 2  # a configuration error
     assert "no ingest token" in capsys.readouterr().err
 
 
 def test_serve_reports_every_config_problem_at_once(tmp_path, capsys):
     config = tmp_path / "c.yml"
     config.write_text("listen: nowhere\nthreads: 0\ncolour: blue\n")
-    assert main(["serve", "--config", str(config)]) == 1
+    assert main(["serve", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "listen" in err and "threads" in err and "colour" in err
+
+
+def test_serve_exits_1_when_the_store_cannot_be_opened(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYSNOTIFY_INGEST_TOKEN", "ingest-token-0123456789")
+    assert main(["serve", "--db", str(tmp_path)]) == 1  # a directory, not a database file
+    assert "cannot open" in capsys.readouterr().err
 
 
 # -- config --------------------------------------------------------------------------------

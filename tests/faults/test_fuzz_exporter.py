@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sysnotify.exporter.app import create_app
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.store import Store
+from sysnotify.exporter.web.app import create_app
 from tests.faults.fuzzlib import JSON, RAW_BODIES, TEXT, fuzz, mutated
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))

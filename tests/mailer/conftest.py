@@ -27,6 +27,7 @@ from aiosmtpd.controller import Controller
 from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import MailerConfig, config_from_mapping
 from stack.process import Service, free_port, http_ready
+from sysnotify.gunicorn import bind_address, mailer_argv
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alertmanager"
@@ -245,8 +246,7 @@ def admin(client: Any, method: str, path: str, body: Any = None,
 def mailer_service(workdir: Path, config: Path, port: int, workers: int = 2,
                    log_name: str = "mailer.log") -> Service:
     """The mailer under real gunicorn (not started); tokens from the environment."""
-    argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "sysnotify.mailer.web.app:create_app()"]
+    argv = mailer_argv(bind_address("127.0.0.1", port), workers, ("--graceful-timeout", "5"))
     env = {**TOKENS_ENV, "SYSNOTIFY_MAILER_CONFIG": str(config)}
     return Service("mailer", argv, workdir / log_name, env=env,
                    ready=http_ready(f"http://127.0.0.1:{port}/readyz"), ready_timeout=60)

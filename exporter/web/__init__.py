@@ -1,0 +1,1 @@
+"""The exporter's HTTP side: the app factory and its blueprints (ingest, health)."""
