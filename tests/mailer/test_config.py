@@ -117,3 +117,39 @@ def test_shipped_example_config_is_valid(tmp_path: Path) -> None:
     ("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800), (45, 45), ("250ms", 0.25)])
 def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_brand_colours_and_urls_are_named_with_every_other_problem(tmp_path: Path) -> None:
+    mapping = config_mapping(tmp_path, 25, smtp={"port": 0})
+    mapping["brand"].update({
+        "primary_color": "red;}</style>", "text_color": "#12", "accent_color": "#ABCDEF",
+        "console_url": "console.acme.example", "logo_url": "javascript:alert(1)",
+        "logo_colour": "#fff"})
+    problems = problems_of(mapping)
+    assert sorted(problems) == sorted([
+        "smtp.port: must be between 1 and 65535",
+        "brand.primary_color: 'red;}</style>' is not a hex colour like #1f4e79 or #fff",
+        "brand.text_color: '#12' is not a hex colour like #1f4e79 or #fff",
+        "brand.console_url: 'console.acme.example' is not an absolute http(s) URL with a host",
+        "brand.logo_url: 'javascript:alert(1)' is not an absolute http(s) URL with a host",
+        "brand: unknown keys: logo_colour",
+    ])
+
+
+@pytest.mark.parametrize("url", ["https://", "http:///path", "ftp://files.example", "//x.example"])
+def test_urls_need_http_or_https_and_a_host(tmp_path: Path, url: str) -> None:
+    mapping = config_mapping(tmp_path, 25)
+    mapping["brand"]["console_url"] = url
+    assert problems_of(mapping) == [
+        f"brand.console_url: {url!r} is not an absolute http(s) URL with a host"]
+
+
+def test_a_secret_file_key_is_a_known_key_when_the_environment_holds_the_secret(
+        tmp_path: Path) -> None:
+    mapping = config_mapping(tmp_path, 25, webhook={"token_file": "missing.token"})
+    config = config_from_mapping(mapping, TOKENS_ENV)
+    assert config.webhook.token == TOKENS_ENV["SYSNOTIFY_WEBHOOK_TOKEN"]
+
+
+def test_the_document_must_be_a_mapping() -> None:
+    assert "top level: must be a mapping" in problems_of(["store"])
