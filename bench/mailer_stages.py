@@ -26,7 +26,8 @@ from sysnotify.mailer import counters
 from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import load_config
 from sysnotify.mailer.delivery.message import build_message
-from sysnotify.mailer.intake.transaction import email_request, tracking_headers
+from sysnotify.mailer.delivery.queue import tracking_headers
+from sysnotify.mailer.stored_request import email_request
 from stack.process import free_port
 
 T = TypeVar("T")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,15 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from sysnotify.exporter.events import Event, EventError
+from sysnotify.sqlite import Database, Migration, StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "AccountFacts", "ApplyResult", "BatchRejected",
+           "Migration", "Store", "StoreError"]
 
 DAY = 86400
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    sql: str
 
 
 # Append only: a released migration is never edited; a later release adds the next one, and
@@ -115,10 +111,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-class StoreError(RuntimeError):
-    """The store file cannot be used (newer schema than this release, unreadable, ...)."""
 
 
 class BatchRejected(Exception):
@@ -206,65 +198,26 @@ class Store:
         """Opens (creating or migrating) the file; `migrations` is for tests of old releases."""
         self.path = str(path)
         self.clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        # WAL + NORMAL: never corrupts; a power cut (not a crash) may lose the last batches,
+        # which the platform sends again (every batch is idempotent).
+        self.db = Database(path, synchronous="NORMAL", busy_timeout_ms=30_000,
+                           row_factory=None, pragmas=(("cache_size", -65536),))
         self.migrate(migrations)
 
     # -- connections and schema ------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-            conn.execute("PRAGMA journal_mode = WAL")
-            # WAL + NORMAL: never corrupts; a power cut (not a crash) may lose the last batches.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA cache_size = -65536")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self.db.connection()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self.db.close()
 
     def schema_version(self) -> int:
-        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+        return self.db.schema_version()
 
     def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
         """Applies the migrations this file lacks; returns the schema version it ends at."""
-        conn = self.connection()
-        current = self.schema_version()
-        newest = migrations[-1].version if migrations else 0
-        if current > newest:
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this release's {newest}; "
-                "upgrade sysnotify or use another --db"
-            )
-        for migration in migrations:
-            if migration.version <= current:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Re-read under the write lock: another process may have migrated meanwhile.
-                if self.schema_version() >= migration.version:
-                    conn.execute("ROLLBACK")
-                    continue
-                for statement in _split_sql(migration.sql):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {int(migration.version)}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return self.schema_version()
+        return self.db.migrate(migrations, too_new="upgrade sysnotify or use another --db")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -274,7 +227,6 @@ class Store:
         The events must come from :func:`sysnotify.exporter.events.validate_events` with no errors; the
         error indices of BatchRejected are positions in `events`.
         """
-        conn = self.connection()
         groups: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _SQL}
         first_days: dict[str, int] = {}
         for event in events:
@@ -291,8 +243,7 @@ class Store:
                         first_days[event[1]] = day
         accounts = frozenset(event[1] for event in events)
         applied_at = self.clock()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.write() as conn:
             if groups["sync_finished"]:
                 errors = self._check_sync(conn, events)
                 if errors:
@@ -318,10 +269,6 @@ class Store:
             if events:
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'",
                              (applied_at,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return ApplyResult(
             version=int(version),
             applied=len(events),
@@ -365,19 +312,13 @@ class Store:
         Windows never look back more than 35 days, and each account's first web day is kept
         apart, so pruning older facts changes no metric. Returns the rows removed.
         """
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.write() as conn:
             removed = conn.execute("DELETE FROM web_visits WHERE day < ?", (before_day,)).rowcount
             removed += conn.execute("DELETE FROM web_daily WHERE day < ?", (before_day,)).rowcount
             removed += conn.execute(
                 "DELETE FROM privacy_requests WHERE status = 'completed' AND received_at < ?",
                 (before_day * DAY,),
             ).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return removed
 
     # -- reading ---------------------------------------------------------------------------
@@ -401,7 +342,6 @@ class Store:
         `today` is the current UTC day (days since the epoch): the last week is days
         today-7 .. today-1, the four weeks before it today-35 .. today-8.
         """
-        conn = self.connection()
         args: tuple[str, ...] = ()
         if accounts is None:
             where = and_where = ""
@@ -410,8 +350,8 @@ class Store:
             and_where = " AND account IN (SELECT value FROM json_each(?))"
             args = (json.dumps(sorted(set(accounts))),)
         result: dict[str, AccountFacts] = {}
-        conn.execute("BEGIN")  # one consistent snapshot across the queries below
-        try:
+        # One consistent snapshot across the queries below.
+        with self.db.read() as conn:
             for account, name, last_event_at in conn.execute(
                     "SELECT account, name, last_event_at FROM accounts" + where, args):
                 result[account] = AccountFacts(account, name, last_event_at)
@@ -478,25 +418,11 @@ class Store:
                 found = facts_of(account)
                 found.privacy_pending = pending
                 found.privacy_oldest_pending_at = oldest
-        finally:
-            conn.execute("COMMIT")
         return result
 
     def check(self) -> None:
-        """Raises when the store cannot be read (for /healthz)."""
-        self.connection().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-
-
-def _split_sql(script: str) -> list[str]:
-    """Splits a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip():
-        statements.append(current.strip())
-    return statements
+        """Raises StoreError when the store cannot be read (for /healthz)."""
+        try:
+            self.connection().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"read store {self.path}: {error}") from error

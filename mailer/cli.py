@@ -9,7 +9,7 @@
     sysnotify-mailer serve [--listen 127.0.0.1:9731] [--workers 2]
 
 Every command reads the same config (--config or $SYSNOTIFY_MAILER_CONFIG) and works on
-the same SQLite store as the running service. Errors go to stderr with a non-zero exit.
+the same store as the running service. Errors go to stderr with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sysnotify import exits
 from sysnotify.gunicorn import mailer_argv
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from sysnotify.mailer.recipients import RecipientError, Registry
-from sysnotify.mailer.store.sqlite import Store, StoreError
+from sysnotify.mailer.store import StoreError, open_store
+
+if TYPE_CHECKING:
+    from sysnotify.mailer.build import Mailer
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 
@@ -70,7 +73,7 @@ def _config(path: str | None, require_webhook_token: bool) -> MailerConfig:
 
 
 def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
-    store = Store(config.store.path)
+    store = open_store(config.store)
     store.migrate()
     registry = Registry(store)
     try:
@@ -95,10 +98,9 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
 
 
 def _deliver(config: MailerConfig, watch: bool) -> int:
-    from sysnotify.mailer.web.app import create_app, freeze_startup_objects, mailer_of
+    from sysnotify.mailer.build import build_mailer, freeze_startup_objects
 
-    app = create_app(config, start_delivery=False)
-    mailer = mailer_of(app)
+    mailer = build_mailer(config)
     if watch:
         freeze_startup_objects()
         return _watch(mailer)
@@ -110,7 +112,7 @@ def _deliver(config: MailerConfig, watch: bool) -> int:
     return 0
 
 
-def _watch(mailer: Any) -> int:
+def _watch(mailer: Mailer) -> int:
     """Runs the delivery threads until SIGTERM or SIGINT, woken by webhooks (mailer.wakeup).
 
     Webhooks are answered by gunicorn workers whose config says `delivery.enabled: false`;

@@ -11,8 +11,6 @@ needed. Sample lines:
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client.core import (
@@ -26,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from sysnotify.mailer import counters
 from sysnotify.mailer.catalog import Catalog
-from sysnotify.mailer.store.sqlite import Store, StoreError
+from sysnotify.mailer.store import Store, StoreError
 
 log = logging.getLogger("gunicorn.error")
 
@@ -60,18 +58,12 @@ class MailerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            with self.store.read() as tx:
-                rows = tx.execute("SELECT name, label, value FROM counters").fetchall()
-                pending = tx.execute(
-                    "SELECT count(*), min(queued_at) FROM outbox WHERE status = 'pending'"
-                ).fetchone()
-        except (StoreError, sqlite3.Error) as error:
+            snapshot = self.store.metrics()
+        except StoreError as error:
             # A scrape never fails because of the store; the families are just absent.
             log.error("metrics: read store: %s", error)
             return
-        values: dict[str, dict[str, float]] = defaultdict(dict)
-        for name, label, value in rows:
-            values[name][label] = value
+        values = snapshot.counters
         notification_names = tuple(kind.name for kind in self.catalog.kinds())
         for counter, metric, doc, label_name, always in _COUNTERS:
             family = CounterMetricFamily(metric, doc, labels=[label_name])
@@ -82,11 +74,11 @@ class MailerCollector(Collector):
             yield family
 
         yield GaugeMetricFamily("sysnotify_mailer_outbox_pending_emails",
-                                "Emails waiting to be sent.", value=pending[0])
+                                "Emails waiting to be sent.", value=snapshot.pending_emails)
         oldest = GaugeMetricFamily("sysnotify_mailer_outbox_oldest_pending_timestamp_seconds",
                                    "When the oldest waiting email was queued.")
-        if pending[1] is not None:
-            oldest.add_metric([], pending[1])
+        if snapshot.oldest_pending_queued_at is not None:
+            oldest.add_metric([], snapshot.oldest_pending_queued_at)
         yield oldest
 
         cumulative = values.get(counters.LATENCY_BUCKET, {})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import re
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 from sysnotify.mailer.catalog import CATEGORIES
-from sysnotify.mailer.store.sqlite import Store
+from sysnotify.mailer.store import RecipientRecord, Store
 
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
@@ -80,12 +79,9 @@ def validate_categories(categories: Iterable[object]) -> tuple[str, ...]:
     return chosen
 
 
-def _row(row: sqlite3.Row) -> RegisteredRecipient:
-    if row["role"] == "primary":
-        categories: tuple[str, ...] = CATEGORIES
-    else:
-        categories = tuple(c for c in row["categories"].split(",") if c)
-    return RegisteredRecipient(row["account"], row["address"], row["role"], categories)
+def _registered(record: RecipientRecord) -> RegisteredRecipient:
+    categories = CATEGORIES if record.role == "primary" else record.categories
+    return RegisteredRecipient(record.account, record.address, record.role, categories)
 
 
 class Registry:
@@ -97,44 +93,33 @@ class Registry:
     def list(self, account: str) -> list[RegisteredRecipient]:
         """The account's recipients, primary first."""
         validate_account(account)
-        rows = self.store.connection().execute(
-            "SELECT * FROM recipients WHERE account = ? "
-            "ORDER BY role = 'primary' DESC, address", (account,)).fetchall()
-        return [_row(row) for row in rows]
+        return [_registered(record) for record in self.store.recipients(account)]
 
     def add(self, account: str, address: str, categories: Iterable[object]) -> RegisteredRecipient:
         """Adds a subscriber, or replaces an existing subscriber's categories."""
         validate_account(account)
         address = validate_address(address)
         chosen = validate_categories(categories)
-        with self.store.write() as tx:
-            existing = tx.execute("SELECT role FROM recipients WHERE account = ? AND address = ?",
-                                  (account, address)).fetchone()
-            if existing is not None and existing["role"] == "primary":
+        with self.store.change_recipients() as tx:
+            if tx.role_of(account, address) == "primary":
                 raise RecipientError(f"{address} is the primary administrator of {account} and "
                                      "already receives every notification")
-            tx.execute(
-                "INSERT INTO recipients (account, address, role, categories, created_at) "
-                "VALUES (?, ?, 'subscriber', ?, ?) ON CONFLICT (account, address) "
-                "DO UPDATE SET categories = excluded.categories",
-                (account, address, ",".join(chosen), time.time()))
+            tx.put_subscriber(account, address, chosen, time.time())
         return RegisteredRecipient(account, address, "subscriber", chosen)
 
     def remove(self, account: str, address: str) -> None:
         """Removes a subscriber. The primary administrator cannot be removed, only replaced."""
         validate_account(account)
         address = validate_address(address)
-        with self.store.write() as tx:
-            row = tx.execute("SELECT role FROM recipients WHERE account = ? AND address = ?",
-                             (account, address)).fetchone()
-            if row is None:
+        with self.store.change_recipients() as tx:
+            role = tx.role_of(account, address)
+            if role is None:
                 raise NotFound(f"{address} is not a recipient of {account}")
-            if row["role"] == "primary":
+            if role == "primary":
                 raise RecipientError(
                     f"{address} is the primary administrator of {account} and cannot be "
                     "removed; make someone else primary first (set-primary), then remove it")
-            tx.execute("DELETE FROM recipients WHERE account = ? AND address = ?",
-                       (account, address))
+            tx.delete(account, address)
 
     def set_primary(self, account: str, address: str) -> RegisteredRecipient:
         """Makes `address` the primary administrator (adding it if needed).
@@ -144,36 +129,18 @@ class Registry:
         """
         validate_account(account)
         address = validate_address(address)
-        with self.store.write() as tx:
-            tx.execute("UPDATE recipients SET role = 'subscriber', categories = ? "
-                       "WHERE account = ? AND role = 'primary' AND address != ?",
-                       (",".join(CATEGORIES), account, address))
-            tx.execute(
-                "INSERT INTO recipients (account, address, role, categories, created_at) "
-                "VALUES (?, ?, 'primary', '', ?) ON CONFLICT (account, address) "
-                "DO UPDATE SET role = 'primary', categories = ''",
-                (account, address, time.time()))
+        with self.store.change_recipients() as tx:
+            tx.make_primary(account, address, CATEGORIES, time.time())
         return RegisteredRecipient(account, address, "primary", CATEGORIES)
 
     def accounts(self) -> builtins.list[str]:
-        rows = self.store.connection().execute(
-            "SELECT DISTINCT account FROM recipients ORDER BY account").fetchall()
-        return [row["account"] for row in rows]
+        return self.store.accounts()
 
 
-def recipients_for(tx: sqlite3.Connection, account: str,
-                   category: str | None, primary_only: bool) -> list[RegisteredRecipient]:
-    """Who receives a notification of `category` for `account`, inside a transaction.
-
-    The primary administrator always; subscribers of the category unless `primary_only`
-    (the generic notification goes to the primary administrator only).
-    """
-    rows = tx.execute("SELECT * FROM recipients WHERE account = ? "
-                      "ORDER BY role = 'primary' DESC, address", (account,)).fetchall()
-    chosen = []
-    for recipient in map(_row, rows):
-        if recipient.role == "primary":
-            chosen.append(recipient)
-        elif not primary_only and category is not None and category in recipient.categories:
-            chosen.append(recipient)
-    return chosen
+def receives(recipient: RecipientRecord, category: str | None, primary_only: bool) -> bool:
+    """Whether a recipient gets a notification of `category`: the primary administrator
+    always; a subscriber of the category unless `primary_only` (the generic notification
+    goes to the primary administrator only)."""
+    if recipient.role == "primary":
+        return True
+    return not primary_only and category is not None and category in recipient.categories

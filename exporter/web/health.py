@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import Blueprint, Response
 from prometheus_client import generate_latest
 
 from sysnotify.exporter.exposition import CONTENT_TYPE
 from sysnotify.exporter.web.responses import json_response
 from sysnotify.exporter.web.state import exporter_of
+from sysnotify.sqlite import StoreError
 
 bp = Blueprint("health", __name__)
 
@@ -32,7 +31,7 @@ def healthz() -> Response:
     """200 while the fact store answers, 503 with the store's error when it does not."""
     try:
         exporter_of().store.check()
-    except sqlite3.Error as error:
+    except StoreError as error:
         return json_response(503, {"status": "unavailable", "error": str(error)})
     return json_response(200, {"status": "ok"})
 

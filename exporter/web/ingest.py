@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 from flask import Blueprint, Response, request
 
@@ -18,6 +17,7 @@ from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.store import BatchRejected
 from sysnotify.exporter.web.responses import json_response
 from sysnotify.exporter.web.state import exporter_of
+from sysnotify.sqlite import StoreError
 
 log = logging.getLogger("gunicorn.error")
 
@@ -63,7 +63,7 @@ def ingest() -> Response:
         stats.rejected("invalid", len(objs))
         return json_response(422, {"error": f"{len(rejected.errors)} problem(s); nothing applied",
                                    "errors": [e.as_dict() for e in rejected.errors]})
-    except sqlite3.Error:
+    except StoreError:
         log.exception("applying a batch of %d events failed", len(events))
         return json_response(503, {"error": "the fact store is unavailable; retry later"},
                              {"Retry-After": "5"})

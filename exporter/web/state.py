@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.exposition import ExpositionCache
 from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.store import Store
+from sysnotify.sqlite import StoreError
 
 log = logging.getLogger("gunicorn.error")
 
@@ -45,7 +45,7 @@ class ExporterState:
         self.pruned_day = today
         try:
             self.store.prune(today - self.config.retention_days)
-        except sqlite3.Error:
+        except StoreError:
             log.exception("pruning old facts failed")
 
 

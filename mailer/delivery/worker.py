@@ -36,10 +36,11 @@ from sysnotify.mailer import counters
 from sysnotify.mailer.catalog import Catalog
 from sysnotify.mailer.config import DeliveryConfig
 from sysnotify.mailer.delivery.message import OutgoingMessage, build_message
-from sysnotify.mailer.model import Brand, EmailRequest, RenderedEmail
-from sysnotify.mailer.intake.transaction import OutboxRow, Queue, email_request, prune_state, tracking_headers
+from sysnotify.mailer.delivery.queue import Queue, tracking_headers
 from sysnotify.mailer.delivery.smtp import PermanentSendError, SendError
-from sysnotify.mailer.store.sqlite import Store, StoreError
+from sysnotify.mailer.model import Brand, EmailRequest, RenderedEmail
+from sysnotify.mailer.store import OutboxRow, Store, StoreError
+from sysnotify.mailer.stored_request import email_request
 
 log = logging.getLogger("gunicorn.error")
 
@@ -220,7 +221,7 @@ class DeliveryWorker:
                 outcome = self.run_once()
                 if self.clock() - self._last_prune > PRUNE_EVERY_SECONDS:
                     self._last_prune = self.clock()
-                    prune_state(self.store, self.clock(), self.state_retention)
+                    self.store.forget_alert_states(self.clock() - self.state_retention)
             except StoreError as error:
                 log.error("delivery: store: %s", error)
                 outcome = None

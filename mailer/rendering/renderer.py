@@ -8,51 +8,28 @@ inlined into style attributes with css-inline, because Gmail and Outlook drop or
 <style> rules; only @media rules stay in a <style> element.
 
 Golden files of every sample email live in tests/golden; regenerate them with
-`python -m mailer.samples --write-golden tests/golden`.
+`python -m sysnotify.mailer.rendering.samples --write-golden tests/golden`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import textwrap
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from importlib import resources
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import css_inline
 import jinja2
 
-from sysnotify.mailer.catalog import Catalog, NotificationKind
-from sysnotify.mailer.model import AlertView, Brand, EmailRequest, Phase, Recipient, RenderedEmail
+from sysnotify.mailer.catalog import NotificationKind
+from sysnotify.mailer.model import AlertView, Brand, EmailRequest, Phase, RenderedEmail
+from sysnotify.mailer.rendering.filters import FILTERS, category_name, one_line, system_name, wrap_text
 
 # The templates are package data (sysnotify.templates), wherever the package is installed.
 TEMPLATES_DIR = Path(str(resources.files("sysnotify.templates")))
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 PHASES: tuple[Phase, ...] = ("problem", "reminder", "recovery")
-
-SYSTEM_NAMES = {
-    "salesforce": "Salesforce",
-    "eloqua": "Oracle Eloqua",
-    "marketo": "Marketo",
-    "hubspot": "HubSpot",
-    "pardot": "Pardot",
-}
-
-# As in "you subscribed to <name> notifications".
-CATEGORY_NAMES = {
-    "credentials": "credential",
-    "api_limits": "API limit",
-    "web_visits": "web visit",
-    "privacy": "privacy request",
-    "sync": "data sync",
-}
-
-_WHITESPACE = re.compile(r"\s+")
-
 
 class RenderError(Exception):
     """A template could not be rendered: missing, invalid, or using an undefined variable.
@@ -80,190 +57,6 @@ def template_for(kind: NotificationKind, phase: Phase) -> str:
     return kind.template
 
 
-# -- formatting filters: numbers and times as a person reads them --------------------------
-
-
-def _to_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value) if isinstance(value, int | float) else float(str(value).strip())
-    except (ValueError, OverflowError):
-        return None
-    # "nan" and "inf" parse as floats but are not counts anyone can read
-    return number if math.isfinite(number) else None
-
-
-def format_number(value: Any, decimals: int = 0) -> str:
-    """12345.4 or "12345" → "12,345" (rounded to `decimals`); non-numbers pass through."""
-    number = _to_number(value)
-    if number is None:
-        return str(value)
-    return f"{number:,.{decimals}f}"
-
-
-def format_percent(value: Any) -> str:
-    """A ratio 0..1 → "43%" (one decimal under 10%, so 0.004 is not shown as 0%)."""
-    number = _to_number(value)
-    if number is None:
-        return str(value)
-    percent = number * 100
-    if 0 < abs(percent) < 10 and percent != int(percent):
-        return f"{percent:.1f}%"
-    return f"{percent:.0f}%"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 string (or datetime) as an aware UTC datetime; None when empty or invalid."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip()
-        if not text:
-            return None
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def format_datetime(value: Any) -> str:
-    """→ "2 December 2026, 14:00 UTC"; unparseable values pass through unchanged."""
-    moment = parse_time(value)
-    if moment is None:
-        return str(value)
-    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
-
-
-def format_date(value: Any) -> str:
-    """→ "2 December 2026"."""
-    moment = parse_time(value)
-    if moment is None:
-        return str(value)
-    return f"{moment.day} {moment:%B %Y}"
-
-
-def _plural(count: int, unit: str) -> str:
-    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
-
-
-def format_duration(value: Any) -> str:
-    """Seconds → "5 hours 12 minutes", "2 days 3 hours", "45 minutes"."""
-    number = _to_number(value)
-    if number is None:
-        return str(value)
-    minutes = int(number // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        parts = [_plural(days, "day")] + ([_plural(hours, "hour")] if hours else [])
-    elif hours:
-        parts = [_plural(hours, "hour")] + ([_plural(minutes, "minute")] if minutes else [])
-    else:
-        parts = [_plural(max(minutes, 1), "minute")] if number >= 60 else ["less than a minute"]
-    return " ".join(parts)
-
-
-def format_days(value: Any) -> str:
-    """A day count → "1 day", "7 days", "today" for 0."""
-    number = _to_number(value)
-    if number is None:
-        return str(value)
-    days = int(number)
-    return "today" if days <= 0 else _plural(days, "day")
-
-
-def format_in_days(value: Any) -> str:
-    """A `days_left` value → "in 7 days", "in 1 day", "today"; "soon" when missing."""
-    number = _to_number(value)
-    if number is None:
-        return "soon"
-    days = int(number)
-    return "today" if days <= 0 else "in " + _plural(days, "day")
-
-
-def days_since(value: Any, now: Any) -> int | None:
-    """Whole days from `value` to `now` (both times); None when either is missing."""
-    start, end = parse_time(value), parse_time(now)
-    if start is None or end is None:
-        return None
-    return max((end - start).days, 0)
-
-
-def join_names(names: Any) -> str:
-    """["Salesforce", "Marketo", "HubSpot"] → "Salesforce, Marketo and HubSpot"."""
-    items = [str(name) for name in names]
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def system_name(value: Any) -> str:
-    """A `system`/`platform` label value → the product's name ("eloqua" → "Oracle Eloqua")."""
-    text = str(value)
-    return SYSTEM_NAMES.get(text.lower(), text)
-
-
-_LIST_ITEM = re.compile(r"^(\s*(?:[-*]|\d+\.)\s+)")
-_BLANK_LINES = re.compile(r"\n{3,}")
-TEXT_WIDTH = 76
-
-
-def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
-    """Wraps long lines of a plain-text body for reading in a terminal-style client.
-
-    List items keep a hanging indent; words (URLs, addresses) are never broken.
-    """
-    lines = []
-    for line in text.splitlines():
-        if len(line) <= width:
-            lines.append(line.rstrip())
-            continue
-        match = _LIST_ITEM.match(line)
-        indent = " " * len(match.group(1)) if match else ""
-        lines.extend(textwrap.wrap(line, width=width, subsequent_indent=indent,
-                                   break_long_words=False, break_on_hyphens=False))
-    # Template control blocks leave uneven blank lines; one blank line separates paragraphs.
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines))
-
-
-def one_line(value: Any) -> str:
-    """Collapses all whitespace (CR and LF included) to single spaces."""
-    return _WHITESPACE.sub(" ", str(value)).strip()
-
-
-def category_name(value: Any) -> str:
-    """A `category` label value → how emails name it ("web_visits" → "web visit")."""
-    text = str(value)
-    return CATEGORY_NAMES.get(text, text.replace("_", " "))
-
-
-def pluralize(count: Any, singular: str, plural: str | None = None) -> str:
-    """1, "system" → "system"; 3 → "systems"."""
-    number = _to_number(count)
-    return singular if number == 1 else (plural or singular + "s")
-
-
-FILTERS: Mapping[str, Callable[..., Any]] = {
-    "number": format_number,
-    "percent": format_percent,
-    "datetime": format_datetime,
-    "date": format_date,
-    "duration": format_duration,
-    "days": format_days,
-    "in_days": format_in_days,
-    "days_since": days_since,
-    "join_names": join_names,
-    "category_name": category_name,
-    "system_name": system_name,
-    "one_line": one_line,
-    "pluralize": pluralize,
-}
-
-
 # -- the renderer ------------------------------------------------------------------------------
 
 
@@ -275,7 +68,7 @@ def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        # Templates are checked once at start (Renderer.check); what was checked is what is
+        # Templates are checked once at start (rendering.check); what was checked is what is
         # sent, and no delivery pays for a stat() of every template file it uses.
         auto_reload=False,
     )
@@ -323,7 +116,7 @@ class Renderer:
         self._html_env = _environment(self.templates_dir, autoescape=True)
         # Whether an email reads the same for every recipient of one role (the templates use
         # recipient.role, not recipient.address): then delivery renders a notification once
-        # per role instead of once per recipient. Established by check(), with sample data.
+        # per role instead of once per recipient. Established by rendering.check, with samples.
         self.same_per_role = False
         self._inliner = css_inline.CSSInliner(
             keep_at_rules=True,  # @media rules cannot be inlined; they stay in a <style>
@@ -349,28 +142,6 @@ class Renderer:
         except css_inline.InlineError as exc:  # type: ignore[misc]
             raise RenderError(f"inline CSS of {template}: {exc}") from exc
         return RenderedEmail(subject=subject, text=text, html=html)
-
-    def check(self, catalog: Catalog | None = None) -> None:
-        """Renders every kind of `catalog` (default: the built-in one) in every phase it has,
-        with sample data, so a broken template fails at start-up rather than at 3 a.m.
-
-        :raise RenderError: listing every template that failed.
-        """
-        from sysnotify.mailer.rendering import samples  # imported here: samples imports this module
-
-        problems = []
-        same_per_role = True
-        for request in samples.all_requests(catalog or Catalog()):
-            try:
-                rendered = self.render(request)
-                other = replace(request, recipient=Recipient(
-                    "another." + request.recipient.address, request.recipient.role))
-                same_per_role = same_per_role and self.render(other) == rendered
-            except RenderError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise RenderError("; ".join(problems))
-        self.same_per_role = same_per_role
 
     def context(self, request: EmailRequest) -> dict[str, Any]:
         """The variables every template sees (documented in docs/emails.md)."""

@@ -1,0 +1,223 @@
+"""The mailer's storage: what each part of the mailer reads and writes, behind one interface.
+
+The parts and what they need:
+- intake: one `IntakeTransaction` per webhook (the alert states, the recipients, the outbox
+  rows, the undeliverable notes and the counters, committed together or not at all);
+- delivery: claiming outbox rows under a lease and marking them sent, retried or failed;
+- the recipient registry: one `RecipientTransaction` per change;
+- the admin API, /metrics and /readyz: read-only reports and a write probe.
+
+`open_store(config)` opens the backend the config names. A backend is one module that owns
+the tables and every query on them (SQLite: sysnotify.mailer.store.sqlite); nothing else in
+the mailer writes SQL. Every backend failure is a StoreError: callers answer 5xx or retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sysnotify.mailer.config import StoreConfig
+from sysnotify.mailer.intake.decide import AlertState
+from sysnotify.sqlite import StoreError
+
+__all__ = [
+    "CounterChange", "IntakeTransaction", "MetricsSnapshot", "NewEmail", "OutboxRow",
+    "RecipientRecord", "RecipientTransaction", "Store", "StoreError", "UndeliverableNote",
+    "open_store",
+]
+
+CounterChange = tuple[str, str, float]  # (counter name, label, amount): see mailer.counters
+
+
+@dataclass(frozen=True)
+class RecipientRecord:
+    """A registry row as stored: `categories` is empty for the primary administrator."""
+
+    account: str
+    address: str
+    role: str  # "primary" or "subscriber"
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewEmail:
+    """One email for one recipient, as the intake queues it."""
+
+    notification_key: str
+    recipient: str
+    notification: str
+    phase: str
+    account: str
+    message_id: str
+    thread_ids: tuple[str, ...]  # Message-IDs this email replies to
+    request: str  # the stored request (mailer.stored_request), rendered on delivery
+    received_at: float
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A claimed outbox row, as delivery sees it."""
+
+    id: int
+    notification_key: str
+    notification: str
+    phase: str
+    recipient: str
+    message_id: str
+    thread_ids: tuple[str, ...]
+    request: dict[str, Any]
+    received_at: float
+    queued_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class UndeliverableNote:
+    """A notification kept because nobody could receive it."""
+
+    received_at: float
+    receiver: str
+    account: str
+    notification: str
+    phase: str
+    reason: str
+    alerts: list[dict[str, Any]]  # alertname, fingerprint, status, labels of each alert
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """One consistent read for /metrics."""
+
+    counters: dict[str, dict[str, float]]  # counter name -> label -> value
+    pending_emails: int
+    oldest_pending_queued_at: float | None
+
+
+class IntakeTransaction(Protocol):
+    """What one webhook reads and writes; committed as a whole when the block ends."""
+
+    def alert_states(self, receiver: str, group_key: str, fingerprint: str,
+                     starts_at: str) -> list[AlertState]:
+        """The state of this exact alert instance, and every open (not recovered) episode of
+        the same fingerprint in the same group."""
+        ...
+
+    def save_state(self, state: AlertState) -> None: ...
+
+    def recipients(self, account: str) -> list[RecipientRecord]:
+        """The account's recipients, primary first."""
+        ...
+
+    def queue_email(self, email: NewEmail) -> bool:
+        """Adds an outbox row; False when this (notification key, recipient) is queued
+        already, which makes a re-delivered webhook queue nothing."""
+        ...
+
+    def note_undeliverable(self, note: UndeliverableNote) -> None: ...
+
+    def count(self, changes: Iterable[CounterChange]) -> None: ...
+
+
+class RecipientTransaction(Protocol):
+    """One change of the recipient registry; committed as a whole when the block ends."""
+
+    def role_of(self, account: str, address: str) -> str | None: ...
+
+    def put_subscriber(self, account: str, address: str, categories: Sequence[str],
+                       now: float) -> None:
+        """Adds a subscriber, or replaces an existing subscriber's categories."""
+        ...
+
+    def delete(self, account: str, address: str) -> None: ...
+
+    def make_primary(self, account: str, address: str, former_primary_categories:
+                     Sequence[str], now: float) -> None:
+        """Makes `address` the primary (adding it if needed); the previous primary stays a
+        subscriber of `former_primary_categories`."""
+        ...
+
+
+class Store(Protocol):
+    """A mailer store: every process and thread of one mailer deployment shares it."""
+
+    def migrate(self) -> int:
+        """Brings the schema to the latest version; returns that version."""
+        ...
+
+    def close(self) -> None: ...
+
+    def tune_for_delivery(self) -> None:
+        """Settings for the calling delivery thread (its commits need not wait for a sync)."""
+        ...
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def intake(self) -> AbstractContextManager[IntakeTransaction]: ...
+
+    def count(self, changes: Iterable[CounterChange]) -> None:
+        """Adds to counters in a transaction of its own."""
+        ...
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def claim_batch(self, worker_id: str, now: float, lease_until: float,
+                    limit: int) -> list[OutboxRow]:
+        """Atomically takes up to `limit` due rows (unclaimed, or with an expired lease),
+        oldest first, under one lease."""
+        ...
+
+    def mark_sent(self, row: OutboxRow, now: float, counted: Iterable[CounterChange]) -> bool:
+        """Marks a pending row sent and counts `counted` with it; False when the row was no
+        longer pending (nothing is counted then)."""
+        ...
+
+    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> None: ...
+
+    def release(self, row: OutboxRow, worker_id: str) -> None:
+        """Gives a row back untouched, if `worker_id` still holds it."""
+        ...
+
+    def mark_failed(self, row: OutboxRow, now: float, error: str,
+                    smtp_kind: str | None) -> None:
+        """Gives up on a pending row; `smtp_kind` counts the last SMTP attempt."""
+        ...
+
+    def forget_alert_states(self, seen_before: float) -> int:
+        """Drops alert instances not seen since `seen_before`; returns how many."""
+        ...
+
+    # -- the recipient registry -----------------------------------------------------------
+
+    def recipients(self, account: str) -> list[RecipientRecord]:
+        """The account's recipients, primary first."""
+        ...
+
+    def accounts(self) -> list[str]: ...
+
+    def change_recipients(self) -> AbstractContextManager[RecipientTransaction]: ...
+
+    # -- reports --------------------------------------------------------------------------
+
+    def undeliverable(self, limit: int) -> list[dict[str, Any]]:
+        """Undeliverable notes, newest first, as the admin API shows them."""
+        ...
+
+    def emails(self, status: str, limit: int) -> list[dict[str, Any]]:
+        """Outbox rows with this status, newest first, as the admin API shows them."""
+        ...
+
+    def metrics(self) -> MetricsSnapshot: ...
+
+    def probe_write(self) -> None:
+        """Proves a write commits (not read-only, not full); raises StoreError otherwise."""
+        ...
+
+
+def open_store(config: StoreConfig) -> Store:
+    """The store the config names."""
+    from sysnotify.mailer.store.sqlite import SqliteStore
+
+    return SqliteStore(config.path)

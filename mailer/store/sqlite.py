@@ -1,31 +1,39 @@
-"""The mailer's SQLite store: recipients, alert state, outbox, undeliverable notes, counters.
+"""The mailer's SQLite backend: the schema and every query the mailer runs on it.
 
-Durability: WAL journal with `synchronous=FULL`, so a commit is fsynced to the WAL before the
+Durability: WAL journal with `synchronous=FULL`, so a commit is fsynced to the log before the
 webhook answers 2xx and survives a power loss, not only a process crash (`NORMAL` would only
-survive the latter). Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's single write
-lock up front: concurrent gunicorn workers and delivery threads serialise there instead of
-failing half-way with SQLITE_BUSY on lock upgrade. Threads of one process also queue on a
-Python lock before BEGIN IMMEDIATE: SQLite's busy handler polls with sleeps that grow to
-100 ms, which under load made webhook answers and deliveries wait far longer than the
-transactions they waited for; a lock hands over at once.
-
-The schema is versioned with `PRAGMA user_version`; MIGRATIONS[i] upgrades version i to
-i+1. Statements are split on ";", so the SQL comments must not contain one.
+survive the latter). Delivery threads relax this for their own commits (tune_for_delivery).
+Transactions, locking and migrations are sysnotify.sqlite's.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from sysnotify.mailer import counters
+from sysnotify.mailer.intake.decide import AlertState
+from sysnotify.mailer.store import (
+    CounterChange,
+    MetricsSnapshot,
+    NewEmail,
+    OutboxRow,
+    RecipientRecord,
+    UndeliverableNote,
+)
+from sysnotify.sqlite import Database, Migration
 
 BUSY_TIMEOUT_MS = 15_000
+DELIVERY_CHECKPOINT_PAGES = 1000  # SQLite's default: about 4 MB of log
+WEBHOOK_CHECKPOINT_PAGES = 20000  # only when nothing delivers for a long while
 
-MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1: the initial schema.
-    """
+# Append only: a released migration is never edited.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "recipients, alert state, outbox, undeliverable notes, counters", """
     CREATE TABLE recipients (
         account TEXT NOT NULL,
         address TEXT NOT NULL,
@@ -95,55 +103,149 @@ MIGRATIONS: tuple[str, ...] = (
         value REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (name, label)
     );
-    """,
+    """),
 )
 
-
-DELIVERY_CHECKPOINT_PAGES = 1000  # SQLite's default: about 4 MB of log
-WEBHOOK_CHECKPOINT_PAGES = 20000  # only when nothing delivers for a long while
-
-
-class StoreError(RuntimeError):
-    """The store could not be opened or written (disk full, read-only, locked too long)."""
+_INCREMENT = ("INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
+              "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
 
 
-class Store:
-    """One SQLite database shared by all processes; one connection per thread."""
+def increment_all(tx: sqlite3.Connection, changes: Iterable[CounterChange]) -> None:
+    """Adds to several counters (name, label, amount), inside the caller's transaction."""
+    tx.executemany(_INCREMENT, [change for change in changes if change[2]])
+
+
+def _state(row: sqlite3.Row) -> AlertState:
+    return AlertState(
+        row["receiver"], row["group_key"], row["fingerprint"], row["starts_at"],
+        row["account"], row["notification"], row["problem_key"],
+        row["first_notified_at"], row["last_notified_at"], row["last_seen_at"],
+        row["reminders"], row["recovered_at"])
+
+
+def _recipient(row: sqlite3.Row) -> RecipientRecord:
+    return RecipientRecord(row["account"], row["address"], row["role"],
+                           tuple(c for c in row["categories"].split(",") if c))
+
+
+def _recipients(conn: sqlite3.Connection, account: str) -> list[RecipientRecord]:
+    rows = conn.execute("SELECT * FROM recipients WHERE account = ? "
+                        "ORDER BY role = 'primary' DESC, address", (account,)).fetchall()
+    return [_recipient(row) for row in rows]
+
+
+def _outbox_row(row: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(row["id"], row["notification_key"], row["notification"], row["phase"],
+                     row["recipient"], row["message_id"], tuple(row["thread_ids"].split()),
+                     json.loads(row["request"]), row["received_at"], row["queued_at"],
+                     row["attempts"])
+
+
+class SqliteIntake:
+    """The queries of one webhook's transaction (see IntakeTransaction)."""
+
+    def __init__(self, tx: sqlite3.Connection) -> None:
+        self.tx = tx
+
+    def alert_states(self, receiver: str, group_key: str, fingerprint: str,
+                     starts_at: str) -> list[AlertState]:
+        rows = self.tx.execute(
+            "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? AND fingerprint = ? "
+            "AND (starts_at = ? OR recovered_at IS NULL)",
+            (receiver, group_key, fingerprint, starts_at)).fetchall()
+        return [_state(row) for row in rows]
+
+    def save_state(self, state: AlertState) -> None:
+        self.tx.execute(
+            "INSERT OR REPLACE INTO alert_state (receiver, group_key, fingerprint, starts_at,"
+            " account, notification, problem_key, first_notified_at, last_notified_at,"
+            " last_seen_at, reminders, recovered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (state.receiver, state.group_key, state.fingerprint, state.starts_at, state.account,
+             state.notification, state.problem_key, state.first_notified_at,
+             state.last_notified_at, state.last_seen_at, state.reminders, state.recovered_at))
+
+    def recipients(self, account: str) -> list[RecipientRecord]:
+        return _recipients(self.tx, account)
+
+    def queue_email(self, email: NewEmail) -> bool:
+        cursor = self.tx.execute(
+            "INSERT INTO outbox (notification_key, recipient, notification, phase, account,"
+            " message_id, thread_ids, request, received_at, queued_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (notification_key, recipient) DO NOTHING",
+            (email.notification_key, email.recipient, email.notification, email.phase,
+             email.account, email.message_id, " ".join(email.thread_ids), email.request,
+             email.received_at, email.received_at, email.received_at))
+        return bool(cursor.rowcount)
+
+    def note_undeliverable(self, note: UndeliverableNote) -> None:
+        self.tx.execute(
+            "INSERT INTO undeliverable (received_at, receiver, account, notification, phase,"
+            " reason, alerts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (note.received_at, note.receiver, note.account, note.notification, note.phase,
+             note.reason, json.dumps(note.alerts)))
+
+    def count(self, changes: Iterable[CounterChange]) -> None:
+        increment_all(self.tx, changes)
+
+
+class SqliteRecipients:
+    """The queries of one registry change (see RecipientTransaction)."""
+
+    def __init__(self, tx: sqlite3.Connection) -> None:
+        self.tx = tx
+
+    def role_of(self, account: str, address: str) -> str | None:
+        row = self.tx.execute("SELECT role FROM recipients WHERE account = ? AND address = ?",
+                              (account, address)).fetchone()
+        return None if row is None else str(row["role"])
+
+    def put_subscriber(self, account: str, address: str, categories: Sequence[str],
+                       now: float) -> None:
+        self.tx.execute(
+            "INSERT INTO recipients (account, address, role, categories, created_at) "
+            "VALUES (?, ?, 'subscriber', ?, ?) ON CONFLICT (account, address) "
+            "DO UPDATE SET categories = excluded.categories",
+            (account, address, ",".join(categories), now))
+
+    def delete(self, account: str, address: str) -> None:
+        self.tx.execute("DELETE FROM recipients WHERE account = ? AND address = ?",
+                        (account, address))
+
+    def make_primary(self, account: str, address: str,
+                     former_primary_categories: Sequence[str], now: float) -> None:
+        self.tx.execute("UPDATE recipients SET role = 'subscriber', categories = ? "
+                        "WHERE account = ? AND role = 'primary' AND address != ?",
+                        (",".join(former_primary_categories), account, address))
+        self.tx.execute(
+            "INSERT INTO recipients (account, address, role, categories, created_at) "
+            "VALUES (?, ?, 'primary', '', ?) ON CONFLICT (account, address) "
+            "DO UPDATE SET role = 'primary', categories = ''",
+            (account, address, now))
+
+
+class SqliteStore:
+    """The mailer's store in one SQLite file shared by all processes (see Store)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self.db = Database(path, synchronous="FULL", busy_timeout_ms=BUSY_TIMEOUT_MS, pragmas=(
+            # Checkpoints (copying the log into the database, with an fsync of each) are left
+            # to the delivery threads, see tune_for_delivery(); this larger threshold only
+            # bounds the log if nothing delivers for a long while.
+            ("wal_autocheckpoint", WEBHOOK_CHECKPOINT_PAGES),
+            ("foreign_keys", "ON"),
+        ))
+        self.path = self.db.path
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                # Checkpoints (copying the log into the database, with an fsync of each)
-                # are left to the delivery threads, see tune_for_delivery(); this larger
-                # threshold only bounds the log if nothing delivers for a long while.
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WEBHOOK_CHECKPOINT_PAGES}")
-                conn.execute("PRAGMA foreign_keys = ON")
-            except (sqlite3.Error, OSError) as error:
-                raise StoreError(f"open store {self.path}: {error}") from error
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+    def migrate(self) -> int:
+        return self.db.migrate(MIGRATIONS, too_new="upgrade sysnotify or use another store")
+
+    def close(self) -> None:
+        self.db.close()
 
     def tune_for_delivery(self) -> None:
-        """Settings for a delivery thread's connection: commits without waiting for fsync
-        (synchronous = NORMAL), and the log's checkpoints.
+        """A delivery thread's commits do not wait for fsync (synchronous = NORMAL), and its
+        connection runs the log's checkpoints.
 
         In WAL mode a NORMAL commit survives the process being killed (it is in the operating
         system's cache), and the next FULL commit of any connection (every webhook's) syncs
@@ -157,117 +259,121 @@ class Store:
         default threshold, webhooks a larger one, so checkpoints happen after emails are
         sent rather than while Alertmanager waits for an answer.
         """
-        try:
-            conn = self.connection()
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {DELIVERY_CHECKPOINT_PAGES}")
-        except sqlite3.Error as error:
-            raise StoreError(f"tune the store for delivery: {error}") from error
+        self.db.set_pragmas(("synchronous", "NORMAL"),
+                            ("wal_autocheckpoint", DELIVERY_CHECKPOINT_PAGES))
 
-    def migrate(self) -> int:
-        """Brings the schema to the latest version; returns that version.
-
-        A store already at the latest version is only read: a gunicorn worker (re)started
-        while another process holds the write lock must still boot, or gunicorn gives up
-        on every worker. Behind it, the version is read again under the write lock, since
-        another process may have migrated meanwhile.
-        """
-        conn = self.connection()
-        if self._schema_version(conn) == len(MIGRATIONS):
-            return len(MIGRATIONS)
-        with self.write() as tx:
-            version = self._schema_version(tx)
-            for target in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute(f"PRAGMA user_version = {target + 1}")
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-    def _schema_version(self, conn: sqlite3.Connection) -> int:
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.Error as error:
-            raise StoreError(f"read the schema version of {self.path}: {error}") from error
-        if version > len(MIGRATIONS):
-            raise StoreError(f"store {self.path} has schema version {version}, newer than "
-                             f"this mailer knows ({len(MIGRATIONS)})")
-        return version
+    # -- intake ---------------------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE): committed on success, rolled back on error.
+    def intake(self) -> Iterator[SqliteIntake]:
+        with self.db.write() as tx:
+            yield SqliteIntake(tx)
 
-        :raise StoreError: when SQLite fails (the caller's own exceptions pass through).
-        """
-        conn = self.connection()
-        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise StoreError(f"begin write transaction: another thread held the store "
-                             f"for more than {BUSY_TIMEOUT_MS / 1000:.0f}s")
-        try:
-            yield from self._transaction(conn)
-        finally:
-            self._write_lock.release()
+    def count(self, changes: Iterable[CounterChange]) -> None:
+        with self.db.write() as tx:
+            increment_all(tx, changes)
 
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise StoreError(f"begin write transaction: {error}") from error
-        try:
-            yield conn
-        except BaseException as error:
-            # SQLite rolls a transaction back by itself on SQLITE_FULL and some I/O errors; a
-            # second ROLLBACK would fail and hide the real error (a 500 instead of a 503).
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(error, sqlite3.Error):
-                raise StoreError(f"write to store: {error}") from error
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise StoreError(f"commit to store: {error}") from error
+    # -- delivery -------------------------------------------------------------------------
+
+    def claim_batch(self, worker_id: str, now: float, lease_until: float,
+                    limit: int) -> list[OutboxRow]:
+        with self.db.write() as tx:
+            rows = tx.execute(
+                "UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN ("
+                " SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id"
+                " LIMIT ?) RETURNING *",
+                (worker_id, lease_until, now, now, limit)).fetchall()
+        # RETURNING gives no order guarantee.
+        rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
+        return [_outbox_row(row) for row in rows]
+
+    def mark_sent(self, row: OutboxRow, now: float, counted: Iterable[CounterChange]) -> bool:
+        with self.db.write() as tx:
+            cursor = tx.execute(
+                "UPDATE outbox SET status = 'sent', finished_at = ?, claimed_by = NULL,"
+                " lease_until = NULL, attempts = attempts + 1, last_error = ''"
+                " WHERE id = ? AND status = 'pending'", (now, row.id))
+            if not cursor.rowcount:
+                return False
+            increment_all(tx, counted)
+        return True
+
+    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> None:
+        with self.db.write() as tx:
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+                " claimed_by = NULL, lease_until = NULL WHERE id = ? AND status = 'pending'",
+                (next_attempt_at, error[:1000], row.id))
+            increment_all(tx, [(counters.SMTP_ERRORS, "transient", 1)])
+
+    def release(self, row: OutboxRow, worker_id: str) -> None:
+        with self.db.write() as tx:
+            tx.execute("UPDATE outbox SET claimed_by = NULL, lease_until = NULL "
+                       "WHERE id = ? AND claimed_by = ?", (row.id, worker_id))
+
+    def mark_failed(self, row: OutboxRow, now: float, error: str,
+                    smtp_kind: str | None) -> None:
+        with self.db.write() as tx:
+            cursor = tx.execute(
+                "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?,"
+                " attempts = attempts + 1, claimed_by = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = 'pending'", (now, error[:1000], row.id))
+            increment_all(tx, [
+                (counters.EMAILS_FAILED, row.notification, 1 if cursor.rowcount else 0),
+                (counters.SMTP_ERRORS, smtp_kind or "", 1 if smtp_kind else 0),
+            ])
+
+    def forget_alert_states(self, seen_before: float) -> int:
+        with self.db.write() as tx:
+            return tx.execute("DELETE FROM alert_state WHERE last_seen_at < ?",
+                              (seen_before,)).rowcount
+
+    # -- the recipient registry -----------------------------------------------------------
+
+    def recipients(self, account: str) -> list[RecipientRecord]:
+        return _recipients(self.db.connection(), account)
+
+    def accounts(self) -> list[str]:
+        rows = self.db.connection().execute(
+            "SELECT DISTINCT account FROM recipients ORDER BY account").fetchall()
+        return [row["account"] for row in rows]
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several reads."""
-        conn = self.connection()
-        try:
-            conn.execute("BEGIN")
-        except sqlite3.Error as error:
-            raise StoreError(f"begin read: {error}") from error
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+    def change_recipients(self) -> Iterator[SqliteRecipients]:
+        with self.db.write() as tx:
+            yield SqliteRecipients(tx)
 
-    def close(self) -> None:
-        """Closes every connection this Store opened (in any thread)."""
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+    # -- reports --------------------------------------------------------------------------
 
+    def undeliverable(self, limit: int) -> list[dict[str, Any]]:
+        rows = self.db.connection().execute(
+            "SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{"id": r["id"], "received_at": r["received_at"], "receiver": r["receiver"],
+                 "account": r["account"], "notification": r["notification"],
+                 "phase": r["phase"], "reason": r["reason"], "alerts": json.loads(r["alerts"])}
+                for r in rows]
 
-_INCREMENT = ("INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
-              "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
+    def emails(self, status: str, limit: int) -> list[dict[str, Any]]:
+        rows = self.db.connection().execute(
+            "SELECT id, notification, phase, account, recipient, message_id, attempts,"
+            " last_error, queued_at, finished_at, next_attempt_at FROM outbox WHERE status = ?"
+            " ORDER BY id DESC LIMIT ?", (status, limit)).fetchall()
+        return [dict(row) for row in rows]
 
+    def metrics(self) -> MetricsSnapshot:
+        with self.db.read() as tx:
+            rows = tx.execute("SELECT name, label, value FROM counters").fetchall()
+            pending, oldest = tx.execute(
+                "SELECT count(*), min(queued_at) FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+        values: dict[str, dict[str, float]] = {}
+        for name, label, value in rows:
+            values.setdefault(name, {})[label] = value
+        return MetricsSnapshot(values, int(pending), oldest)
 
-def increment(tx: sqlite3.Connection, name: str, label: str = "", amount: float = 1) -> None:
-    """Adds `amount` to a counter inside the caller's transaction."""
-    if amount:
-        tx.execute(_INCREMENT, (name, label, amount))
-
-
-def increment_all(tx: sqlite3.Connection,
-                  changes: Iterable[tuple[str, str, float]]) -> None:
-    """Adds to several counters (name, label, amount) in one call, inside the caller's
-    transaction."""
-    tx.executemany(_INCREMENT, [change for change in changes if change[2]])
+    def probe_write(self) -> None:
+        with self.db.write() as tx:
+            tx.execute("PRAGMA user_version").fetchone()
+            tx.execute("INSERT INTO counters (name, label, value) VALUES ('readyz', '', 0) "
+                       "ON CONFLICT (name, label) DO UPDATE SET value = 0")

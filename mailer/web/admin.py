@@ -6,19 +6,19 @@ answers 403 to everything, so it is never open by accident.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
 from sysnotify.mailer.recipients import NotFound, RecipientError, Registry
+from sysnotify.mailer.web.context import current_mailer
 from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 
 
 def _registry() -> Registry:
-    return current_app.extensions["sysnotify"].registry_api
+    return current_mailer().registry_api
 
 
 def _fail(code: int, message: str) -> tuple[Response, int]:
@@ -27,7 +27,7 @@ def _fail(code: int, message: str) -> tuple[Response, int]:
 
 @bp.before_request
 def require_admin_token() -> tuple[Response, int] | None:
-    token = current_app.extensions["sysnotify"].config.admin.token
+    token = current_mailer().config.admin.token
     if not token:
         return _fail(403, "the admin API is disabled: set SYSNOTIFY_ADMIN_TOKEN")
     if not bearer_token_matches(token):
@@ -103,12 +103,7 @@ def _limit() -> int:
 @bp.get("/undeliverable")
 def undeliverable() -> tuple[Response, int]:
     """Notifications kept because nobody could receive them, newest first."""
-    rows = current_app.extensions["sysnotify"].store.connection().execute(
-        "SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (_limit(),)).fetchall()
-    items = [{"id": r["id"], "received_at": r["received_at"], "receiver": r["receiver"],
-              "account": r["account"], "notification": r["notification"], "phase": r["phase"],
-              "reason": r["reason"], "alerts": json.loads(r["alerts"])} for r in rows]
-    return jsonify({"undeliverable": items}), 200
+    return jsonify({"undeliverable": current_mailer().store.undeliverable(_limit())}), 200
 
 
 @bp.get("/emails")
@@ -117,8 +112,5 @@ def emails() -> tuple[Response, int]:
     status = request.args.get("status", "failed")
     if status not in ("failed", "pending", "sent"):
         return _fail(400, "status: must be failed, pending or sent")
-    rows = current_app.extensions["sysnotify"].store.connection().execute(
-        "SELECT id, notification, phase, account, recipient, message_id, attempts, last_error,"
-        " queued_at, finished_at, next_attempt_at FROM outbox WHERE status = ?"
-        " ORDER BY id DESC LIMIT ?", (status, _limit())).fetchall()
-    return jsonify({"status": status, "emails": [dict(r) for r in rows]}), 200
+    emails = current_mailer().store.emails(status, _limit())
+    return jsonify({"status": status, "emails": emails}), 200

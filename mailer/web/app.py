@@ -12,70 +12,19 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sysnotify.mailer.catalog import Catalog
+from sysnotify.mailer.build import build_mailer, freeze_startup_objects
 from sysnotify.mailer.config import MailerConfig, load_config
-from sysnotify.mailer.delivery.worker import DeliveryWorker, RendererLike, SenderLike
-from sysnotify.mailer.delivery.message import sender_domain
-from sysnotify.mailer.metrics import registry_for
-from sysnotify.mailer.intake.transaction import Intake
-from sysnotify.mailer.web.preview import create_preview_blueprint
-from sysnotify.mailer.recipients import Registry
+from sysnotify.mailer.delivery.worker import RendererLike, SenderLike
 from sysnotify.mailer.rendering.renderer import Renderer
-from sysnotify.mailer.delivery.smtp import SmtpSender
-from sysnotify.mailer.store.sqlite import Store
 from sysnotify.mailer.web import admin, health, webhook
-from sysnotify.mailer.delivery.wakeup import Waker, socket_path
+from sysnotify.mailer.web.context import EXTENSION, mailer_of
 
-
-class Mailer:
-    """Everything a request needs, kept in `app.extensions["sysnotify"]`."""
-
-    def __init__(self, config: MailerConfig, renderer: RendererLike,
-                 sender_factory: Callable[[], SenderLike], clock: Callable[[], float]) -> None:
-        self.config = config
-        self.clock = clock
-        self.catalog: Catalog = config.catalog()
-        self.store = Store(config.store.path)
-        self.store.migrate()
-        self.renderer = renderer
-        self.intake = Intake(self.store, self.catalog, sender_domain(config.brand),
-                             config.dedup.window_for, config.operators.addresses,
-                             clock)
-        self.registry_api = Registry(self.store)
-        self.registry = registry_for(self.store, self.catalog)
-        self.delivering = False
-        self.wake_socket = socket_path(config.store.path)
-        self.waker = Waker(self.wake_socket)
-        self.workers = [
-            DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
-                           config.delivery, config.dedup.state_retention_seconds, clock,
-                           send_budget=2 * config.smtp.timeout_seconds)
-            for _ in range(config.delivery.threads)
-        ]
-
-    def start_delivery(self) -> None:
-        self.delivering = True
-        for worker in self.workers:
-            worker.start()
-
-    def stop_delivery(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        self.delivering = False
-
-    def wake_delivery(self) -> None:
-        """Lets delivery pick new rows up without waiting a poll: this process's threads,
-        or, when this process does not deliver, a `deliver --watch` process (mailer.wakeup)."""
-        if self.delivering:
-            for worker in self.workers:
-                worker.wakeup.set()
-        else:
-            self.waker.notify()
+__all__ = ["create_app", "freeze_startup_objects", "mailer_of"]
+from sysnotify.mailer.web.preview import create_preview_blueprint
 
 
 def _use_gunicorn_logging(app: Flask) -> None:
@@ -94,7 +43,7 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     :param config: the validated config; default: loaded from $SYSNOTIFY_MAILER_CONFIG, which
         is how gunicorn builds a worker's one app, whose start-up objects are then frozen
         (freeze_startup_objects).
-    :param renderer: default: mailer.render.Renderer with the config's brand (checked now).
+    :param renderer: default: the config's templates and brand, checked now.
     :param sender_factory: builds one SMTP sender per delivery thread (default: SmtpSender).
     :param clock: Unix time source, injectable for tests.
     :param start_delivery: default: `delivery.enabled` from the config.
@@ -105,19 +54,14 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     app = Flask(__name__)
     _use_gunicorn_logging(app)
     app.config["MAX_CONTENT_LENGTH"] = config.webhook.max_body_bytes
-    if renderer is None:
-        real = Renderer(config.brand, config.templates_dir)
-        real.check(config.catalog())
-        renderer = real
-    mailer = Mailer(config, renderer,
-                    sender_factory or (lambda: SmtpSender(config.smtp)), clock)
-    app.extensions["sysnotify"] = mailer
+    mailer = build_mailer(config, renderer=renderer, sender_factory=sender_factory, clock=clock)
+    app.extensions[EXTENSION] = mailer
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
-    if isinstance(renderer, Renderer):  # a test double has no templates to preview
-        app.register_blueprint(create_preview_blueprint(renderer, mailer.catalog))
+    if isinstance(mailer.renderer, Renderer):  # a test double has no templates to preview
+        app.register_blueprint(create_preview_blueprint(mailer.renderer, mailer.catalog))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
@@ -139,17 +83,3 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     if config.delivery.enabled if start_delivery is None else start_delivery:
         mailer.start_delivery()
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Moves everything built so far (Flask, the compiled templates, the catalog) out of the
-    garbage collector's sight: it lives as long as the process, and a full collection then
-    walks only the objects of recent requests and emails instead of pausing a delivery for
-    tens of milliseconds. Only for a process that serves one app until it exits; frozen
-    objects are never collected, so apps created and dropped again (tests) must not be."""
-    gc.freeze()
-
-
-def mailer_of(app: Flask) -> Any:
-    """The app's Mailer (for tests and tools)."""
-    return app.extensions["sysnotify"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sysnotify.mailer.store.sqlite import StoreError
+from sysnotify.mailer.store import StoreError
+from sysnotify.mailer.web.context import current_mailer
 
 bp = Blueprint("health", __name__)
 
@@ -23,14 +24,11 @@ def readyz() -> tuple[Response, int]:
     SMTP reachability is not required: the outbox keeps emails while the server is down,
     so the webhook can (and should) keep accepting.
     """
-    mailer = current_app.extensions["sysnotify"]
+    mailer = current_mailer()
     problems = []
     try:
-        with mailer.store.write() as tx:
-            tx.execute("PRAGMA user_version").fetchone()
-            # A write proves the disk is writable (not read-only, not full for this page).
-            tx.execute("INSERT INTO counters (name, label, value) VALUES ('readyz', '', 0) "
-                       "ON CONFLICT (name, label) DO UPDATE SET value = 0")
+        # A write proves the disk is writable (not read-only, not full for this page).
+        mailer.store.probe_write()
     except StoreError as error:
         problems.append(f"store: {error}")
     smtp = mailer.config.smtp
@@ -46,5 +44,5 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus exposition of the sysnotify_mailer_* metrics, read from the store."""
-    registry = current_app.extensions["sysnotify"].registry
+    registry = current_mailer().registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

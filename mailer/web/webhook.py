@@ -1,6 +1,6 @@
 """The Alertmanager webhooks: customer notifications and operator alerts.
 
-A view only authenticates, decodes, stores (mailer.outbox.Intake) and maps the outcome to
+A view only authenticates, decodes, stores (sysnotify.mailer.intake.transaction) and maps the outcome to
 HTTP, following Alertmanager's retry rules: 2xx once stored; 5xx only when storing failed
 (Alertmanager retries 5xx); 4xx for a request it must not retry (bad token, bad JSON,
 oversize, wrong shape). Every answer is counted by status code.
@@ -18,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from sysnotify.mailer import counters
 from sysnotify.mailer.intake.decide import Audience
 from sysnotify.mailer.intake.payload import PayloadError, parse
-from sysnotify.mailer.store.sqlite import StoreError, increment
+from sysnotify.mailer.store import StoreError
+from sysnotify.mailer.web.context import current_mailer
 from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("webhook", __name__)
@@ -27,8 +28,7 @@ bp = Blueprint("webhook", __name__)
 def count_answer(code: int) -> None:
     """Counts a non-2xx answer; best effort (the store may be the reason for a 5xx)."""
     try:
-        with current_app.extensions["sysnotify"].store.write() as tx:
-            increment(tx, counters.WEBHOOK_REQUESTS, str(code))
+        current_mailer().store.count([(counters.WEBHOOK_REQUESTS, str(code), 1)])
     except StoreError as error:
         current_app.logger.error("count webhook answer %d: %s", code, error)
 
@@ -40,7 +40,7 @@ def _error(code: int, message: str, **details: Any) -> tuple[Response, int]:
 
 def _handle(audience: Audience) -> tuple[Response, int]:
     received_at = time.time()
-    mailer = current_app.extensions["sysnotify"]
+    mailer = current_mailer()
     if not bearer_token_matches(mailer.config.webhook.token):
         return _error(401, "missing or wrong bearer token")
     try:
