@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import yaml
 
-from sysnotify.mailer.store.sqlite import Store
+from sysnotify.mailer.store.sqlite import SqliteStore
 from stack import servers
 from stack.local import DEMO_BRAND
 from stack.process import Service, free_port, http_ready
@@ -115,12 +115,12 @@ def seed_recipients(db: Path, accounts: Iterable[str]) -> int:
 
     The admin API would take one fsynced transaction per account; the rows are the same.
     """
-    store = Store(db)
+    store = SqliteStore(db)
     store.migrate()
     now = time.time()
     rows = [(account, recipient_of(account), "primary", "", now) for account in accounts]
     try:
-        with store.write() as tx:
+        with store.db.write() as tx:
             tx.executemany("INSERT INTO recipients (account, address, role, categories, "
                            "created_at) VALUES (?, ?, ?, ?, ?)", rows)
     finally:
