@@ -13,7 +13,6 @@ Golden files of every sample email live in tests/golden; regenerate them with
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -24,7 +23,14 @@ import jinja2
 
 from sysnotify.mailer.catalog import NotificationKind
 from sysnotify.mailer.model import AlertView, Brand, EmailRequest, Phase, RenderedEmail
-from sysnotify.mailer.rendering.filters import FILTERS, category_name, one_line, system_name, wrap_text
+from sysnotify.mailer.rendering.filters import (
+    FILTERS,
+    category_name,
+    one_line,
+    system_name,
+    wrap_text,
+)
+from sysnotify.settings import is_hex_colour, is_http_url
 
 # The templates are package data (sysnotify.templates), wherever the package is installed.
 TEMPLATES_DIR = Path(str(resources.files("sysnotify.templates")))
@@ -83,21 +89,21 @@ def _alert_sort_key(alert: AlertView) -> tuple[str, str, str]:
     return (alert.alertname, target, alert.fingerprint)
 
 
-_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 COLOUR_FIELDS = ("primary_color", "accent_color", "background_color", "text_color")
 
 
 def brand_problems(brand: Brand) -> list[str]:
     """What in `brand` would break the layout: colours go into CSS and attributes, so only
-    hex colours are accepted; links must be absolute http(s) URLs."""
+    hex colours are accepted; links must be absolute http(s) URLs. The config reports the
+    same at load; this guards brands built in code."""
     problems = []
     for name in COLOUR_FIELDS:
         value = getattr(brand, name)
-        if not _COLOUR.match(value):
+        if not is_hex_colour(value):
             problems.append(f"{name} {value!r} is not a hex colour like #1f4e79")
     for name in ("console_url", "logo_url"):
         value = getattr(brand, name)
-        if (value or name == "console_url") and not value.startswith(("https://", "http://")):
+        if (value or name == "console_url") and not is_http_url(value):
             problems.append(f"{name} {value!r} is not an http(s) URL")
     return problems
 
