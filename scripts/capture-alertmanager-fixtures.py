@@ -4,10 +4,11 @@
 Starts Alertmanager (0.25 on Debian 12) on loopback with short group_wait/group_interval and
 webhook receivers pointing at a small capture HTTP server, posts alerts to /api/v2/alerts
 (firing, then resolved), and saves each body Alertmanager sends as <scenario>.json. The
-alerts' labels and annotations are those of the email samples (mailer/samples.py), which
-follow docs/contracts.md.
+alerts' labels and annotations are those of the email samples (mailer/rendering/samples.py),
+which follow docs/contracts.md. Run it from the repository root, as a module, so that the
+repository's `stack` package is importable:
 
-    .venv/bin/python scripts/capture-alertmanager-fixtures.py [--out DIR]
+    .venv/bin/python -m scripts.capture-alertmanager-fixtures [--out DIR]
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from typing import Any
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from stack import servers
+from stack.process import free_port
+from sysnotify.mailer.rendering import samples
 
-from sysnotify.mailer import samples  # noqa: E402
-from stack import servers  # noqa: E402
-from stack.process import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TOKEN = "capture-token"
 TIMEOUT = 60.0

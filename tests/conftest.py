@@ -3,23 +3,22 @@
 `binary(name)` gives the path of prometheus, promtool, alertmanager or amtool. When one is
 missing the test is skipped locally, but fails under CI (CI=true): a missing binary there
 means the suite did not test what it claims to.
+
+`smtp_server` is a recording SMTP server on a free loopback port (tests.support.smtp), used by
+the mailer and the fault tests.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from stack import binaries
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+from tests.support.ci import running_in_ci
+from tests.support.paths import REPO_ROOT
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +38,13 @@ def binary() -> Callable[[str], str]:
         return path
 
     return lookup
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -3,31 +3,18 @@ and only metrics the running stack really exports."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import requests
 
 from stack import scenario
 from stack.local import LocalStack
+from tests.support import dashboards
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-
-def _load_dashboards_module() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "grafana" / "dashboards.py"
-    spec = importlib.util.spec_from_file_location("sysnotify_dashboards", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dashboards = _load_dashboards_module()
 QUERIES = dashboards.dashboard_queries()
 # Plain-PromQL values for Grafana's variables: a rate window that spans several of the
 # shortened (1s) scrapes, and an account of the story that has every kind of data.

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_testlib import TOKEN, Clock, validated
 from flask import Flask
 from flask.testing import FlaskClient
 
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.store import ApplyResult, Store
 from sysnotify.exporter.web.app import create_app
+from tests.support.exporter import TOKEN, Clock, validated
 
 
 @pytest.fixture

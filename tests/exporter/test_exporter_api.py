@@ -9,7 +9,11 @@ import logging
 import sqlite3
 
 import pytest
-from exporter_testlib import (
+from prometheus_client.parser import text_string_to_metric_families
+
+from sysnotify.exporter.web.state import exporter_of
+from sysnotify.sqlite import StoreError
+from tests.support.exporter import (
     AUTH,
     BAD_EVENTS,
     TOKEN,
@@ -22,9 +26,6 @@ from exporter_testlib import (
     sync_started,
     web_visits,
 )
-from prometheus_client.parser import text_string_to_metric_families
-
-from sysnotify.exporter.web.state import exporter_of
 
 GOOD_BATCH = [account(), credential(), api_usage(), web_visits(offset=-20, visits=0),
               web_visits(), sync_started(), sync_finished(), privacy()]
@@ -195,7 +196,7 @@ def test_healthz(client, app, monkeypatch):
     store = exporter_of(app).store
 
     def broken() -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise StoreError("read store: disk I/O error")
 
     monkeypatch.setattr(store, "check", broken)
     response = client.get("/healthz")

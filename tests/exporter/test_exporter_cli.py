@@ -11,7 +11,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from exporter_testlib import (
+
+from sysnotify.exporter.cli import main
+from sysnotify.exporter.config import ConfigError, load_config
+from sysnotify.exporter.events import validate_events
+from sysnotify.exporter.simulate import TROUBLES, Simulator
+from sysnotify.exporter.store import Store
+from tests.support.exporter import (
     BAD_EVENTS,
     account,
     api_usage,
@@ -19,12 +25,6 @@ from exporter_testlib import (
     sync_started,
     web_visits,
 )
-
-from sysnotify.exporter.cli import main
-from sysnotify.exporter.config import ConfigError, load_config
-from sysnotify.exporter.events import validate_events
-from sysnotify.exporter.simulate import TROUBLES, Simulator
-from sysnotify.exporter.store import Store
 
 NOW_ARG = "2026-05-28T10:00:00Z"
 

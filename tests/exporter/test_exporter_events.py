@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from exporter_testlib import (
+
+from sysnotify.exporter.events import EVENT_TYPES, validate_event, validate_events
+from tests.support.exporter import (
     BAD_EVENTS,
     NOW,
     account,
@@ -14,8 +16,6 @@ from exporter_testlib import (
     sync_started,
     web_visits,
 )
-
-from sysnotify.exporter.events import EVENT_TYPES, validate_event, validate_events
 
 
 @pytest.mark.parametrize("event, field, reason", [row[1:] for row in BAD_EVENTS],

@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from exporter_testlib import (
+
+from sysnotify.exporter.exposition import ExpositionCache
+from sysnotify.exporter.store import DAY, Store
+from tests.support.exporter import (
     NOW,
     NOW_DT,
     account,
@@ -20,9 +23,6 @@ from exporter_testlib import (
     validated,
     web_visits,
 )
-
-from sysnotify.exporter.exposition import ExpositionCache
-from sysnotify.exporter.store import DAY, Store
 
 
 @pytest.fixture

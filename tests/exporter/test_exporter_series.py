@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from exporter_testlib import (
+from prometheus_client import CollectorRegistry
+
+from sysnotify.exporter import series
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.store import DAY, Store
+from tests.support.exporter import (
     NOW,
     NOW_DT,
     Clock,
@@ -23,11 +28,6 @@ from exporter_testlib import (
     ts,
     web_visits,
 )
-from prometheus_client import CollectorRegistry
-
-from sysnotify.exporter import series
-from sysnotify.exporter.collector import StoreCollector
-from sysnotify.exporter.store import DAY, Store
 
 Value = Callable[..., float | None]
 

@@ -6,7 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from exporter_testlib import (
+from prometheus_client import CollectorRegistry
+
+from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
+from tests.support.exporter import (
     NOW,
     account,
     ago,
@@ -19,11 +24,6 @@ from exporter_testlib import (
     validated,
     web_visits,
 )
-from prometheus_client import CollectorRegistry
-
-from sysnotify.exporter.collector import StoreCollector
-from sysnotify.exporter.series import utc_day
-from sysnotify.exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
 
 TABLES = ("accounts", "credentials", "api_usage", "web_visits", "web_daily", "web_accounts",
           "sync_runs", "privacy_requests")

@@ -29,15 +29,16 @@ from sysnotify.exporter.web.app import create_app as create_exporter_app
 from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
 from stack.process import free_port
-from tests.faults.faultlib import mailer_service, write_mailer_config
-from tests.mailer.conftest import (
+from tests.support.alertmanager import fixture_payload
+from tests.support.mailer_config import (
     ADMIN_TOKEN,
     TOKENS_ENV,
     WEBHOOK_TOKEN,
-    SmtpServer,
     config_mapping,
-    fixture_payload,
+    write_mailer_config,
 )
+from tests.support.mailer_process import mailer_service
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
 

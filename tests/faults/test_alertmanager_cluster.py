@@ -19,16 +19,12 @@ import requests
 
 from stack import servers
 from stack.process import Service, free_port
-from tests.faults.faultlib import (
-    WEBHOOK_TOKEN,
-    mailer_service,
-    primary_of,
-    report,
-    set_primaries,
-    wait_until,
-    write_mailer_config,
-)
-from tests.mailer.conftest import ALERTMANAGER_WEBHOOK_CONFIG, SmtpServer
+from tests.support.alertmanager import ALERTMANAGER_WEBHOOK_CONFIG, alerts_for
+from tests.support.faults import phases, primary_of, report
+from tests.support.mailer_config import WEBHOOK_TOKEN, write_mailer_config
+from tests.support.mailer_process import mailer_service, set_primaries
+from tests.support.polling import wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -37,27 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 CLUSTER_ARGS = ("--cluster.peer-timeout=2s", "--cluster.gossip-interval=100ms",
                 "--cluster.pushpull-interval=2s")
 ACCOUNTS_PER_PART = 10
-
-
-def alerts_for(accounts: list[str], starts_at: datetime,
-               ends_at: datetime | None = None) -> list[dict[str, Any]]:
-    """Prometheus-shaped alerts (one CredentialExpired per account), as posted to /api/v2."""
-    alerts = []
-    for account in accounts:
-        alert: dict[str, Any] = {
-            "labels": {"alertname": "CredentialExpired", "account": account,
-                       "account_name": f"Customer {account}", "system": "salesforce",
-                       "audience": "customer", "category": "credentials",
-                       "severity": "critical"},
-            "annotations": {"summary": "An integration password has expired.",
-                            "description": "The salesforce password expired.",
-                            "reason": "expired"},
-            "startsAt": starts_at.isoformat(),
-        }
-        if ends_at is not None:
-            alert["endsAt"] = ends_at.isoformat()
-        alerts.append(alert)
-    return alerts
 
 
 def push(peers: list[Service], alerts: list[dict[str, Any]]) -> None:
@@ -69,12 +44,6 @@ def push(peers: list[Service], alerts: list[dict[str, Any]]) -> None:
 def cluster_size(peer: Service) -> int:
     status = requests.get(f"{peer.url}/api/v2/status", timeout=5).json()  # type: ignore[attr-defined]
     return len(status["cluster"].get("peers") or [])
-
-
-def phases(smtp_server: SmtpServer) -> collections.Counter[tuple[str, str]]:
-    """(account, phase) -> emails received."""
-    return collections.Counter((m.message["X-Sysnotify-Account"], m.message["X-Sysnotify-Phase"])
-                               for m in smtp_server.messages)
 
 
 def test_clustered_alertmanagers_one_email_per_notification_even_with_a_peer_stopped(

@@ -8,9 +8,7 @@ reason) and the fact store's version and facts stay as they were.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +19,7 @@ from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.store import Store
 from sysnotify.exporter.web.app import create_app
-from tests.faults.fuzzlib import JSON, RAW_BODIES, TEXT, fuzz, mutated
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))
-from exporter_testlib import (  # noqa: E402
+from tests.support.exporter import (
     account,
     api_usage,
     credential,
@@ -32,6 +27,7 @@ from exporter_testlib import (  # noqa: E402
     sync_started,
     web_visits,
 )
+from tests.support.fuzz import JSON, RAW_BODIES, TEXT, fuzz, mutated
 
 TOKEN = "ingest-fuzz-token-0123456789"
 MAX_BODY = 64 * 1024

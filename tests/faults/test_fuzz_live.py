@@ -20,9 +20,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stack.process import Service, free_port, http_ready
-from tests.faults.faultlib import BIN, mailer_service, write_mailer_config
-from tests.faults.fuzzlib import JSON, RAW_BODIES, fuzz, mutated
-from tests.mailer.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, SmtpServer, fixture_payload
+from tests.support.alertmanager import fixture_payload
+from tests.support.fuzz import JSON, RAW_BODIES, fuzz, mutated
+from tests.support.mailer_config import ADMIN_TOKEN, WEBHOOK_TOKEN, write_mailer_config
+from tests.support.mailer_process import mailer_service
+from tests.support.paths import BIN
+from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -12,7 +12,6 @@ import json
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,12 +21,12 @@ from hypothesis import strategies as st
 from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
 from sysnotify.mailer.intake.payload import PayloadError, parse
-from tests.faults.fuzzlib import HOSTILE_TEXT, JSON, RAW_BODIES, TEXT, fuzz, mutated
-from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
+from tests.support.fuzz import HOSTILE_TEXT, JSON, RAW_BODIES, TEXT, fuzz, mutated
+from tests.support.mailer_config import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
+from tests.support.paths import FIXTURES
 
 MAX_BODY = 64 * 1024
 STATE_TABLES = ("recipients", "alert_state", "outbox", "undeliverable")
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alertmanager"
 VALID = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
 TRIED: dict[str, int] = {}
 
@@ -52,7 +51,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def snapshot(client: Any) -> dict[str, list[tuple[Any, ...]]]:
-    conn = mailer_of(client.application).store.connection()
+    conn = mailer_of(client.application).store.db.connection()
     return {t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")]
             for t in STATE_TABLES}
 
@@ -173,7 +172,7 @@ def test_admin_api_refuses_bad_requests_with_4xx(client: Any, account: str, addr
         check_refused(response, before, client)
     elif method != "GET":
         # A change happened; put the registry back so later examples start from the same one.
-        conn = mailer_of(client.application).store.connection()
+        conn = mailer_of(client.application).store.db.connection()
         conn.execute("DELETE FROM recipients")
         conn.executemany("INSERT INTO recipients VALUES (?, ?, ?, ?, ?)", before["recipients"])
         assert snapshot(client)["recipients"] == before["recipients"]
@@ -206,7 +205,7 @@ def test_json_nested_too_deeply_is_400_not_500(client: Any, raw: bytes) -> None:
 
 
 def test_the_fuzzed_store_is_still_consistent(client: Any) -> None:
-    conn = mailer_of(client.application).store.connection()
+    conn = mailer_of(client.application).store.db.connection()
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO recipients VALUES ('acc-1001', 'q@x.example', 'primary', '', 0)")

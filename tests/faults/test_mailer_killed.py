@@ -14,20 +14,11 @@ from pathlib import Path
 import pytest
 
 from stack.process import free_port
-from tests.faults.faultlib import (
-    account_of,
-    mailer_service,
-    notification,
-    outbox_rows,
-    post_all,
-    primary_of,
-    report,
-    set_primaries,
-    tally,
-    wait_until,
-    write_mailer_config,
-)
-from tests.mailer.conftest import SmtpServer
+from tests.support.faults import account_of, notification, outbox_rows, primary_of, report, tally
+from tests.support.mailer_config import write_mailer_config
+from tests.support.mailer_process import mailer_service, post_all, set_primaries
+from tests.support.polling import wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -24,7 +24,7 @@ from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.store import Store as FactStore
 from stack.local import LocalStack
 from stack.scenario import DemoAccount, Event, Member, iso
-from tests.faults.faultlib import report
+from tests.support.faults import report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -19,8 +19,9 @@ import pytest
 
 from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
-from tests.faults.faultlib import WEBHOOK_TOKEN, notification
-from tests.mailer.conftest import ADMIN_TOKEN, TOKENS_ENV, SmtpServer, config_mapping
+from tests.support.faults import notification
+from tests.support.mailer_config import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
+from tests.support.smtp import SmtpServer
 
 FIRST = "2026-11-27T03:25:17.971000Z"
 LATER = "2026-11-27T03:26:40Z"  # fired again after a Prometheus restart
@@ -51,10 +52,10 @@ def send(app: Any, status: str, starts_at: str) -> list[str]:
     response = app.test_client().post("/alertmanager/webhook", json=payload,
                                       headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
     assert response.status_code == 200
-    before = len(mailer_of(app).store.connection().execute(
+    before = len(mailer_of(app).store.db.connection().execute(
         "SELECT id FROM outbox WHERE status = 'sent'").fetchall())
     mailer_of(app).workers[0].drain()
-    rows = mailer_of(app).store.connection().execute(
+    rows = mailer_of(app).store.db.connection().execute(
         "SELECT phase FROM outbox WHERE status = 'sent' ORDER BY id").fetchall()
     return [r["phase"] for r in rows[before:]]
 

@@ -26,26 +26,25 @@ from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
 from stack import servers
 from stack.process import free_port
-from tests.faults.faultlib import (
-    WEBHOOK_TOKEN,
+from tests.support.alertmanager import ALERTMANAGER_WEBHOOK_CONFIG, alerts_for
+from tests.support.faults import (
     account_of,
-    mailer_service,
     notification,
     outbox_rows,
+    phases,
     primary_of,
     report,
-    set_primaries,
-    wait_until,
+)
+from tests.support.mailer_config import (
+    ADMIN_TOKEN,
+    TOKENS_ENV,
+    WEBHOOK_TOKEN,
+    config_mapping,
     write_mailer_config,
 )
-from tests.faults.test_alertmanager_cluster import alerts_for, phases
-from tests.mailer.conftest import (
-    ADMIN_TOKEN,
-    ALERTMANAGER_WEBHOOK_CONFIG,
-    TOKENS_ENV,
-    SmtpServer,
-    config_mapping,
-)
+from tests.support.mailer_process import mailer_service, set_primaries
+from tests.support.polling import wait_until
+from tests.support.smtp import SmtpServer
 
 ACCOUNTS = 10
 BATCH = 60
@@ -74,7 +73,7 @@ def post(client: Any, payload: dict[str, Any]) -> int:
 
 
 def stored_groups(app: Any) -> set[str]:
-    conn = mailer_of(app).store.connection()
+    conn = mailer_of(app).store.db.connection()
     return {r[0] for r in conn.execute("SELECT DISTINCT group_key FROM alert_state")}
 
 
@@ -82,7 +81,7 @@ def stored_groups(app: Any) -> set[str]:
 def test_unwritable_store_answers_503_and_loses_nothing_acknowledged(
         app: Any, smtp_server: SmtpServer, fault: str) -> None:
     client = app.test_client()
-    conn = mailer_of(app).store.connection()  # the test client runs requests in this thread
+    conn = mailer_of(app).store.db.connection()  # the test client runs requests in this thread
     payloads = [notification(n, ACCOUNTS) for n in range(3 * BATCH)]
     statuses: dict[int, int] = {}
     for n in range(BATCH):  # healthy

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.grafana.dashboards import (
+from tests.support.dashboards import (
     PROMETHEUS_SERIES,
-    REPO_ROOT,
     dashboard_queries,
     exported_metrics,
     iter_panels,
@@ -29,6 +28,7 @@ from tests.grafana.dashboards import (
     substitute_variables,
     variable_queries,
 )
+from tests.support.paths import REPO_ROOT
 
 EXPECTED = {
     "sysnotify-integration-health.json": (

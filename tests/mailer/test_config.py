@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sysnotify.mailer.config import ConfigError, config_from_mapping, load_config, parse_duration
-from tests.mailer.conftest import TOKENS_ENV, config_mapping
+from tests.support.mailer_config import TOKENS_ENV, config_mapping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "mailer" / "config.example.yml"
 

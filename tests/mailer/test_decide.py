@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sysnotify.mailer.catalog import Catalog
 from sysnotify.mailer.intake.decide import AlertState, Decision, decide, state_key
 from sysnotify.mailer.intake.payload import Data, parse
-from tests.mailer.conftest import fixture_payload
+from tests.support.alertmanager import fixture_payload
 
 WINDOW = 3600.0
 T0 = 1_795_800_000.0

@@ -10,22 +10,19 @@ import pytest
 from sysnotify.mailer.web.app import mailer_of
 from sysnotify.mailer.delivery.worker import DeliveryWorker, backoff_delay
 from sysnotify.mailer.model import EmailRequest, RenderedEmail
-from sysnotify.mailer.intake.transaction import Queue
-from tests.mailer.conftest import FakeClock, SmtpServer, admin, deliver, fixture_payload, post
-from tests.mailer.test_webhook import PRIMARY, metric, register
-
-
-def queue_three(app: Any) -> Any:
-    """Registers acc-1001's recipients and queues its credential_expired problem: 3 emails."""
-    client = app.test_client()
-    register(app, "acc-1001")
-    assert post(client, fixture_payload("credential_expired_firing")).json["queued"] == 3
-    return client
-
-
-def pending(app: Any) -> int:
-    return mailer_of(app).store.connection().execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+from sysnotify.mailer.delivery.queue import Queue
+from tests.support.alertmanager import fixture_payload
+from tests.support.clocks import FakeClock
+from tests.support.mailer_app import (
+    PRIMARY,
+    admin,
+    deliver,
+    metric,
+    pending,
+    post,
+    queue_three,
+)
+from tests.support.smtp import SmtpServer
 
 
 def test_transient_refusal_is_retried_with_backoff_then_delivered_once(
@@ -191,14 +188,12 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempts: int, low: f
 
 def test_alert_state_not_seen_for_the_retention_is_forgotten(app: Any, clock: FakeClock
                                                              ) -> None:
-    from sysnotify.mailer.intake.transaction import prune_state
-
     queue_three(app)
     store = mailer_of(app).store
     clock.advance(10 * 86400)
     post(app.test_client(), fixture_payload("data_sync_delayed_firing"))
-    assert prune_state(store, clock(), 5 * 86400) == 1  # the credential alert, not the sync one
-    remaining = store.connection().execute("SELECT notification FROM alert_state").fetchall()
+    assert store.forget_alert_states(clock() - 5 * 86400) == 1  # the credential alert, not the sync one
+    remaining = store.db.connection().execute("SELECT notification FROM alert_state").fetchall()
     assert [r[0] for r in remaining] == ["data_sync_delayed"]
 
 
@@ -208,7 +203,7 @@ def test_deliver_command_sends_what_is_due(tmp_path: Any, app: Any, smtp_server:
     import yaml
 
     from sysnotify.mailer.cli import main
-    from tests.mailer.conftest import TOKENS_ENV, config_mapping
+    from tests.support.mailer_config import TOKENS_ENV, config_mapping
 
     clock.now = time.time() - 1  # the command runs on the real clock
     queue_three(app)

@@ -10,13 +10,14 @@ from typing import Any
 from sysnotify.mailer.web.app import mailer_of
 from sysnotify.mailer.delivery.worker import DeliveryWorker
 from sysnotify.mailer.delivery.message import OutgoingMessage
-from sysnotify.mailer.intake.transaction import Queue
-from tests.mailer.conftest import FakeClock, SmtpServer
-from tests.mailer.test_delivery import pending, queue_three
+from sysnotify.mailer.delivery.queue import Queue
+from tests.support.clocks import FakeClock
+from tests.support.mailer_app import pending, queue_three
+from tests.support.smtp import SmtpServer
 
 
 def claimed_by(app: Any) -> list[str | None]:
-    return [row[0] for row in mailer_of(app).store.connection().execute(
+    return [row[0] for row in mailer_of(app).store.db.connection().execute(
         "SELECT claimed_by FROM outbox WHERE status = 'pending' ORDER BY id")]
 
 
@@ -54,7 +55,7 @@ class SlowSender:
         self.lease_left: list[float] = []
 
     def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
-        lease_until = mailer_of(self.app).store.connection().execute(
+        lease_until = mailer_of(self.app).store.db.connection().execute(
             "SELECT lease_until FROM outbox WHERE message_id = ?",
             (email.message_from_bytes(message.data)["Message-ID"],)).fetchone()[0]
         self.lease_left.append(lease_until - self.clock())

@@ -14,15 +14,11 @@ import yaml
 
 from sysnotify.mailer.delivery.wakeup import WakeListener, Waker, socket_path
 from stack.process import free_port
-from tests.mailer.conftest import (
-    BIN,
-    TOKENS_ENV,
-    SmtpServer,
-    config_mapping,
-    mailer_service,
-    wait_until,
-)
-from tests.mailer.test_gunicorn import FIRING, post_all, register_all
+from tests.support.mailer_config import TOKENS_ENV, config_mapping
+from tests.support.mailer_process import FIRING, mailer_service, post_fixtures, register_all
+from tests.support.paths import BIN
+from tests.support.polling import wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +58,7 @@ def test_webhooks_wake_the_delivery_process_and_each_email_goes_once(
         port = free_port()
         with mailer_service(tmp_path, config, port):
             started = time.monotonic()
-            assert post_all(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
+            assert post_fixtures(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
             assert wait_until(lambda: len(smtp_server.messages) >= expected, 30)
             assert time.monotonic() - started < 30  # well inside one poll interval
             time.sleep(0.5)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,25 +15,21 @@ import requests
 import yaml
 
 from stack.process import Service, free_port, http_ready
-from tests.mailer.conftest import (
-    ADMIN_TOKEN,
-    ALERTMANAGER_WEBHOOK_CONFIG,
-    BIN,
-    TOKENS_ENV,
-    WEBHOOK_TOKEN,
-    SmtpServer,
-    config_mapping,
-    fixture_payload,
+from tests.support.alertmanager import ALERTMANAGER_WEBHOOK_CONFIG, fixture_payload
+from tests.support.mailer_config import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
+from tests.support.mailer_process import (
+    FIRING,
+    RECIPIENTS,
+    cli,
     mailer_service,
-    wait_until,
+    post_fixtures,
+    register_all,
 )
+from tests.support.paths import BIN
+from tests.support.polling import wait_until
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
-
-FIRING = ["credential_expired_firing", "credential_expired_grouped_firing",
-          "data_sync_delayed_firing", "web_visits_dropped_firing", "api_limit_reached_firing",
-          "privacy_optout_reminder_firing"]
-RECIPIENTS = ("primary@customer.example", "team@customer.example", "backup@customer.example")
 
 
 def write_config(tmp_path: Path, smtp_port: int) -> Path:
@@ -46,32 +40,6 @@ def write_config(tmp_path: Path, smtp_port: int) -> Path:
     path = tmp_path / "mailer.yml"
     path.write_text(yaml.safe_dump(mapping))
     return path
-
-
-def cli(config: Path, *argv: str) -> None:
-    subprocess.run([str(BIN / "sysnotify-mailer"), "--config", str(config), *argv],
-                   check=True, capture_output=True, env={"PATH": str(BIN)})
-
-
-def register_all(config: Path) -> int:
-    """Three recipients subscribed to everything per account; returns the emails expected."""
-    accounts = sorted({a["labels"]["account"] for name in FIRING
-                       for a in fixture_payload(name)["alerts"]})
-    for account in accounts:
-        cli(config, "recipients", "set-primary", account, RECIPIENTS[0])
-        for address in RECIPIENTS[1:]:
-            cli(config, "recipients", "add", account, address, "--categories",
-                "credentials,api_limits,web_visits,privacy,sync")
-    return len(accounts) * len(RECIPIENTS)
-
-
-def post_all(port: int, names: list[str]) -> list[int]:
-    def send(name: str) -> int:
-        return requests.post(f"http://127.0.0.1:{port}/alertmanager/webhook",
-                             json=fixture_payload(name), timeout=30,
-                             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}).status_code
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(send, names))
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -87,7 +55,7 @@ def test_two_workers_deliver_each_email_once_and_agree_on_metrics(
     port = free_port()
     with mailer_service(tmp_path, config, port):
         # Each payload twice (an Alertmanager retry or HA peer), concurrently.
-        assert post_all(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
+        assert post_fixtures(port, FIRING + FIRING) == [200] * (2 * len(FIRING))
         assert wait_until(lambda: len(smtp_server.messages) >= expected)
         time.sleep(0.5)  # anything extra would show up now
         ids = [r.message["Message-ID"] for r in smtp_server.messages]
@@ -114,7 +82,7 @@ def test_sigkill_during_delivery_then_restart_delivers_the_rest(
     port = free_port()
     service = mailer_service(tmp_path, config, port)
     with service:
-        assert post_all(port, FIRING) == [200] * len(FIRING)
+        assert post_fixtures(port, FIRING) == [200] * len(FIRING)
         assert wait_until(lambda: len(smtp_server.messages) >= 2)
         service.kill()
     before = len(smtp_server.messages)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from sysnotify.mailer.intake.payload import PayloadError, format_time, parse, parse_time
-from tests.mailer.conftest import FIXTURES, fixture_payload
+from tests.support.alertmanager import fixture_payload
+from tests.support.paths import FIXTURES
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))

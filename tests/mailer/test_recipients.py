@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from sysnotify.mailer.cli import main
-from tests.mailer.conftest import TOKENS_ENV, admin, config_mapping
+from tests.support.mailer_app import admin
+from tests.support.mailer_config import TOKENS_ENV, config_mapping
 
 
 def test_primary_receives_everything_and_can_be_replaced_not_removed(client: Any) -> None:

@@ -16,7 +16,7 @@ from sysnotify.mailer.config import SmtpConfig
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.smtp import PermanentSendError, SmtpSender, TransientSendError
 from stack.process import free_port
-from tests.mailer.conftest import RecordingHandler, SmtpServer
+from tests.support.smtp import RecordingHandler, SmtpServer
 
 
 @pytest.fixture(scope="module")

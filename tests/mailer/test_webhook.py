@@ -11,43 +11,25 @@ import pytest
 
 from sysnotify.mailer import counters
 from sysnotify.mailer.web.app import mailer_of
-from sysnotify.mailer.store.sqlite import increment
-from tests.mailer.conftest import (
-    WEBHOOK_TOKEN,
-    FakeClock,
-    SmtpServer,
+from tests.support.alertmanager import fixture_payload
+from tests.support.clocks import FakeClock
+from tests.support.mailer_app import (
+    CREDENTIALS_ONLY,
+    EVERYTHING,
+    PRIMARY,
+    SYNC_ONLY,
     admin,
     deliver,
-    fixture_payload,
+    metric,
     post,
+    register,
 )
-
-PRIMARY = "admin@customer.example"
-CREDENTIALS_ONLY = "it@customer.example"
-SYNC_ONLY = "data@customer.example"
-EVERYTHING = "ops-team@customer.example"
-ALL_CATEGORIES = ["credentials", "api_limits", "web_visits", "privacy", "sync"]
-
-
-def register(app: Any, account: str) -> None:
-    registry = mailer_of(app).registry_api
-    registry.set_primary(account, PRIMARY)
-    registry.add(account, CREDENTIALS_ONLY, ["credentials"])
-    registry.add(account, SYNC_ONLY, ["sync"])
-    registry.add(account, EVERYTHING, ALL_CATEGORIES)
+from tests.support.mailer_config import WEBHOOK_TOKEN
+from tests.support.smtp import SmtpServer
 
 
 def accounts_of(payload: dict[str, Any]) -> set[str]:
     return {a["labels"]["account"] for a in payload["alerts"] if "account" in a["labels"]}
-
-
-def metric(client: Any, name: str, labels: str = "") -> float:
-    text = client.get("/metrics").text
-    wanted = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{wanted} not in /metrics")
 
 
 # notification fixture -> who receives it (besides the primary and the all-categories one)
@@ -278,7 +260,7 @@ def test_webhook_error_classes(client: Any, body: Any, token: str | None, status
 
 def test_store_failure_answers_503_so_alertmanager_retries(app: Any, client: Any) -> None:
     register(app, "acc-1001")
-    conn = mailer_of(app).store.connection()  # the test client runs in this thread
+    conn = mailer_of(app).store.db.connection()  # the test client runs in this thread
     conn.execute("PRAGMA query_only = ON")
     response = post(client, fixture_payload("credential_expired_firing"))
     assert response.status_code == 503
@@ -315,15 +297,16 @@ def test_outbox_gauges_and_queue_counters(app: Any, client: Any, clock: FakeCloc
 
 def test_latency_buckets_are_cumulative_over_old_and_new_rows(app: Any, client: Any) -> None:
     """Each delivery counts in its one bucket; older stores hold cumulative rows, added as is."""
-    store = mailer_of(app).store
-    with store.write() as tx:
-        labels = [repr(bound) for bound in counters.LATENCY_BUCKETS] + ["+Inf"]
-        for label in labels:  # cumulative, as older mailers wrote them: 2 <= 0.1 s, 5 <= 1 s
-            old = 2 if label in ("0.1", "0.25", "0.5") else 5 if label != "+Inf" else 6
-            increment(tx, counters.LATENCY_BUCKET, label, old)
-        for latency in (0.05, 0.3, 2.0, 7200.0):
-            increment(tx, counters.LATENCY_IN_BUCKET,
-                      counters.latency_bucket_label(latency, counters.LATENCY_BUCKETS))
+    labels = [repr(bound) for bound in counters.LATENCY_BUCKETS] + ["+Inf"]
+    mailer_of(app).store.count([
+        # cumulative, as older mailers wrote them: 2 <= 0.1 s, 5 <= 1 s
+        *((counters.LATENCY_BUCKET, label,
+           2 if label in ("0.1", "0.25", "0.5") else 5 if label != "+Inf" else 6)
+          for label in labels),
+        *((counters.LATENCY_IN_BUCKET,
+           counters.latency_bucket_label(latency, counters.LATENCY_BUCKETS), 1)
+          for latency in (0.05, 0.3, 2.0, 7200.0)),
+    ])
     expected = {"0.1": 3, "0.25": 3, "0.5": 4, "1.0": 7, "2.5": 8, "3600.0": 8, "+Inf": 10}
     for le, value in expected.items():
         assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket",
@@ -338,7 +321,7 @@ def test_preview_is_served(client: Any) -> None:
 def test_outbox_rows_are_unique_per_notification_and_recipient(app: Any, client: Any) -> None:
     register(app, "acc-1001")
     post(client, fixture_payload("credential_expired_firing"))
-    conn = mailer_of(app).store.connection()
+    conn = mailer_of(app).store.db.connection()
     row = conn.execute("SELECT * FROM outbox LIMIT 1").fetchone()
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO outbox (notification_key, recipient, notification, phase,"

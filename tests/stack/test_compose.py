@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.support.ci import running_in_ci
+from tests.support.paths import REPO_ROOT
+
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
@@ -35,10 +37,6 @@ INIT_SERVICE = "secrets-init"
 
 # Default listening ports of images whose port is not set on their command line.
 IMAGE_DEFAULT_PORTS = {"grafana/grafana": {3000}}
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 
 # -- reading the compose model --------------------------------------------------------------

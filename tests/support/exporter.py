@@ -142,9 +142,9 @@ BAD_EVENTS: list[tuple[str, Any, str | None, str]] = [
     ("privacy-status", privacy(status="done"), "status", "unknown value 'done'"),
     ("empty-account", account(""), "account", "must be a non-empty string"),
     ("account-with-space", account("acc 1"), "account", "without spaces"),
-    ("account-not-text", account(42), "account", "must be a non-empty string"),
+    ("account-not-text", account(42), "account", "must be a non-empty string"),  # type: ignore[arg-type]
     ("account-too-long", account("a" * 201), "account", "at most 200 characters"),
     ("blank-name", account(name="  "), "name", "must be a non-empty string"),
     ("empty-page", web_visits(page=""), "page", "must be a non-empty string"),
-    ("run-id-not-text", sync_started(run=5), "run_id", "must be a non-empty string"),
+    ("run-id-not-text", sync_started(run=5), "run_id", "must be a non-empty string"),  # type: ignore[arg-type]
 ]

@@ -1,4 +1,4 @@
-"""Helpers of the fault tests: a gunicorn mailer on loopback, generated notifications, counts.
+"""Helpers of the fault tests: generated notifications and the counts the tests check.
 
 Notifications are Alertmanager version-4 payloads shaped like the captured fixtures in
 tests/fixtures/alertmanager/; each generated one has its own group, fingerprint and startsAt,
@@ -11,51 +11,15 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-import subprocess
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
-import yaml
-
-from tests.mailer.conftest import (
-    ADMIN_TOKEN,
-    BIN,
-    TOKENS_ENV,
-    WEBHOOK_TOKEN,
-    config_mapping,
-    mailer_service,
-    wait_until,
-)
+from tests.support.smtp import SmtpServer
 
 SYSTEMS = ("salesforce", "eloqua", "marketo", "hubspot", "pardot")
-
-
-def write_mailer_config(workdir: Path, smtp_port: int, **sections: Any) -> Path:
-    """The mailer test config (tests/mailer/conftest.py) with short SMTP timeouts and backoff,
-    overridden per section; returns the YAML file's path."""
-    defaults: dict[str, Any] = {
-        "smtp": {"timeout": "2s"},
-        "delivery": {"poll_interval": "0.1s", "lease": "5s", "backoff_initial": "0.2s",
-                     "backoff_max": "2s"},
-    }
-    for name, value in sections.items():
-        defaults[name] = {**defaults.get(name, {}), **value}
-    path = workdir / "mailer.yml"
-    path.write_text(yaml.safe_dump(config_mapping(workdir, smtp_port, **defaults)))
-    return path
-
-
-def set_primaries(config: Path, primaries: dict[str, str]) -> None:
-    """Registers each account's primary administrator with the CLI (same store as the app)."""
-    for account, address in primaries.items():
-        subprocess.run([str(BIN / "sysnotify-mailer"), "--config", str(config), "recipients",
-                        "set-primary", account, address],
-                       check=True, capture_output=True, env={"PATH": str(BIN)})
 
 
 def account_of(number: int, accounts: int) -> str:
@@ -95,18 +59,6 @@ def notification(number: int, accounts: int, status: str = "firing",
                     "generatorURL": "http://127.0.0.1:9090/graph",
                     "fingerprint": f"{number:016x}"}],
     }
-
-
-def post_webhook(port: int, payload: Any, path: str = "/alertmanager/webhook",
-                 token: str = WEBHOOK_TOKEN) -> requests.Response:
-    return requests.post(f"http://127.0.0.1:{port}{path}", json=payload, timeout=60,
-                         headers={"Authorization": f"Bearer {token}"})
-
-
-def post_all(port: int, payloads: Sequence[Any], threads: int = 4) -> list[int]:
-    """Posts every payload (like Alertmanager's concurrent aggregation groups); the statuses."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda p: post_webhook(port, p).status_code, payloads))
 
 
 @dataclass(frozen=True)
@@ -149,5 +101,7 @@ def report(name: str, **figures: object) -> None:
     print(f"\n[reliability] {name}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
 
-# Shared with tests/mailer, offered here too so the fault tests import from one place.
-__all__ = ["ADMIN_TOKEN", "BIN", "TOKENS_ENV", "WEBHOOK_TOKEN", "mailer_service", "wait_until"]
+def phases(smtp_server: SmtpServer) -> collections.Counter[tuple[str, str]]:
+    """(account, phase) -> emails received."""
+    return collections.Counter((m.message["X-Sysnotify-Account"], m.message["X-Sysnotify-Phase"])
+                               for m in smtp_server.messages)

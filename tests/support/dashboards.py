@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.support.paths import REPO_ROOT
+
 DASHBOARDS_DIR = REPO_ROOT / "grafana" / "dashboards"
 CONTRACTS = REPO_ROOT / "docs" / "contracts.md"
 

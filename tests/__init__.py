@@ -1,0 +1,1 @@
+"""The test suite; a package so that test code imports its helpers as `tests.support.*`."""
