@@ -1,8 +1,8 @@
 """Runs the benchmarks: every module ``bench/bench_<name>.py`` that defines ``main(argv)``.
 
-    python -m bench                      # all of them
-    python -m bench --only exporter      # bench/bench_exporter.py only
-    python -m bench --only exporter -- --accounts 1000   # arguments after -- go to main()
+python -m bench                      # all of them
+python -m bench --only exporter      # bench/bench_exporter.py only
+python -m bench --only exporter -- --accounts 1000   # arguments after -- go to main()
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ PREFIX = "bench_"
 
 def available() -> list[str]:
     here = Path(__file__).resolve().parent
-    return sorted(info.name[len(PREFIX):] for info in pkgutil.iter_modules([str(here)])
-                  if info.name.startswith(PREFIX))
+    return sorted(
+        info.name[len(PREFIX) :]
+        for info in pkgutil.iter_modules([str(here)])
+        if info.name.startswith(PREFIX)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,12 +31,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     passthrough: list[str] = []
     if "--" in argv:
         split = argv.index("--")
-        argv, passthrough = argv[:split], argv[split + 1:]
+        argv, passthrough = argv[:split], argv[split + 1 :]
     names = available()
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=names, metavar="NAME",
-                        help=f"run only this benchmark (repeatable); one of: {', '.join(names)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=names,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable); one of: {', '.join(names)}",
+    )
     args = parser.parse_args(argv)
     status = 0
     for name in args.only or names:

@@ -13,8 +13,8 @@ Steps, all on loopback and in temporary files:
    the first (cold) scrape, then the median of `--scrapes` cached scrapes, then the median
    scrape right after a small batch touching 10 accounts (a partial rebuild).
 4. In this process, over the same store: prometheus_client's ordinary custom-collector path
-   (``generate_latest`` over :class:`sysnotify.exporter.collector.StoreCollector`, each time) and the
-   cache's full rebuild, for the ratios.
+   (``generate_latest`` over :class:`sysnotify.exporter.collector.StoreCollector`, each time)
+   and the cache's full rebuild, for the ratios.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from pathlib import Path
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
+from stack.process import Service, free_port, http_ready
 from sysnotify.exporter.collector import StoreCollector
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.exposition import ExpositionCache
 from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.simulate import Simulator, iso
 from sysnotify.exporter.store import Store
-from stack.process import Service, free_port, http_ready
 
 TOKEN = "bench-token-0123456789abcdef"
 TARGET_SCRAPE_MS = 150.0
@@ -64,11 +64,23 @@ def timed(function: Callable[[], object], repeat: int) -> list[float]:
 def exporter_service(db: Path, workdir: Path, name: str) -> Service:
     port = free_port()
     exe = Path(sys.executable).parent / "sysnotify-exporter"
-    argv = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else
-            ["-m", "sysnotify.exporter.cli"]), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)]
-    service = Service(name, argv, workdir / f"{name}.log",
-                      ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
-                      env={"SYSNOTIFY_INGEST_TOKEN": TOKEN}, ready_timeout=60)
+    argv = [
+        str(exe) if exe.exists() else sys.executable,
+        *([] if exe.exists() else ["-m", "sysnotify.exporter.cli"]),
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--db",
+        str(db),
+    ]
+    service = Service(
+        name,
+        argv,
+        workdir / f"{name}.log",
+        ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+        env={"SYSNOTIFY_INGEST_TOKEN": TOKEN},
+        ready_timeout=60,
+    )
     service.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     return service
 
@@ -98,15 +110,22 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scrapes", type=int, default=30, help="cached scrapes to time")
     parser.add_argument("--baseline-runs", type=int, default=5)
-    parser.add_argument("--http-events", type=int, default=300_000,
-                        help="events posted over HTTP for the HTTP ingest rate")
+    parser.add_argument(
+        "--http-events",
+        type=int,
+        default=300_000,
+        help="events posted over HTTP for the HTTP ingest rate",
+    )
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
 
     now = time.time()
     simulator = Simulator(seed=args.seed, accounts=args.accounts, days=args.days, now=now)
-    print(f"exporter bench: {args.accounts} accounts, {args.days} days, seed {args.seed}, "
-          f"batches of {args.batch_size}, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"exporter bench: {args.accounts} accounts, {args.days} days, seed {args.seed}, "
+        f"batches of {args.batch_size}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-") as tmp:
         workdir = Path(tmp)
         db = workdir / "loaded.db"
@@ -154,8 +173,9 @@ def main(argv: Sequence[str]) -> int:
         # 2. HTTP ingest into an empty store.
         bodies = []
         posted = 0
-        for batch in batched(itertools.islice(simulator.events(), args.http_events),
-                             args.batch_size):
+        for batch in batched(
+            itertools.islice(simulator.events(), args.http_events), args.batch_size
+        ):
             bodies.append(json.dumps({"events": batch}).encode())
             posted += len(batch)
         with exporter_service(workdir / "http.db", workdir, "exporter-ingest") as service:
@@ -184,12 +204,23 @@ def main(argv: Sequence[str]) -> int:
             small = []
             headers = {"Authorization": f"Bearer {TOKEN}"}
             for round_ in range(max(5, args.scrapes // 3)):
-                batch = [{"type": "api_usage", "account": simulator.account_id(1 + (round_ * 10
-                          + k) % args.accounts), "platform": "salesforce", "used": round_,
-                          "limit": 1000, "window_start": iso(now - 3600)} for k in range(10)]
-                session.post(f"{service.url}/api/v1/events",  # type: ignore[attr-defined]
-                             json={"events": batch}, headers=headers, timeout=60
-                             ).raise_for_status()
+                batch = [
+                    {
+                        "type": "api_usage",
+                        "account": simulator.account_id(1 + (round_ * 10 + k) % args.accounts),
+                        "platform": "salesforce",
+                        "used": round_,
+                        "limit": 1000,
+                        "window_start": iso(now - 3600),
+                    }
+                    for k in range(10)
+                ]
+                session.post(
+                    f"{service.url}/api/v1/events",  # type: ignore[attr-defined]
+                    json={"events": batch},
+                    headers=headers,
+                    timeout=60,
+                ).raise_for_status()
                 small.append(timed(scrape, 1)[0])
 
     median_cached = statistics.median(cached)
@@ -199,8 +230,10 @@ def main(argv: Sequence[str]) -> int:
         ("series in /metrics (store-derived)", f"{series}"),
         ("exposition size", f"{len(cache_bytes) / 1e6:.1f} MB"),
         ("cache bytes == generate_latest bytes", "yes" if same else "NO"),
-        ("ingest, store direct (validate+apply)", f"{store_eps:,.0f} events/s "
-                                                   f"(apply only {events / apply_seconds:,.0f})"),
+        (
+            "ingest, store direct (validate+apply)",
+            f"{store_eps:,.0f} events/s (apply only {events / apply_seconds:,.0f})",
+        ),
         ("ingest, HTTP API", f"{http_eps:,.0f} events/s ({posted} events)"),
         ("/metrics first scrape (cold, full build)", ms(cold)),
         (f"/metrics median of {len(cached)} scrapes (cached)", ms(median_cached)),
@@ -208,13 +241,16 @@ def main(argv: Sequence[str]) -> int:
         ("/metrics median after a 10-account batch", ms(statistics.median(small))),
         ("in-process full rebuild (median of 3)", ms(statistics.median(cold_inprocess))),
         ("in-process cache hit (median of 200)", ms(statistics.median(hit_inprocess))),
-        (f"ordinary collector path, generate_latest (median of {len(baseline)})",
-         ms(median_baseline)),
-        ("  the same with facts preloaded (no SQL)",
-         ms(statistics.median(baseline_no_sql))),
+        (
+            f"ordinary collector path, generate_latest (median of {len(baseline)})",
+            ms(median_baseline),
+        ),
+        ("  the same with facts preloaded (no SQL)", ms(statistics.median(baseline_no_sql))),
         ("ratio: ordinary path / cached /metrics", f"{median_baseline / median_cached:,.1f}x"),
-        ("ratio: ordinary path / /metrics after a batch",
-         f"{median_baseline / statistics.median(small):,.1f}x"),
+        (
+            "ratio: ordinary path / /metrics after a batch",
+            f"{median_baseline / statistics.median(small):,.1f}x",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

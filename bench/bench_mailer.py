@@ -50,76 +50,121 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"throughput: {len(accounts)} alerts, one group each", flush=True)
     email = mailer_throughput.alertmanager_email(accounts, args.timeout)
     _print(mailer_throughput.describe(email))
-    sides = [mailer_throughput.mailer(accounts, args.timeout, args.workers, args.threads),
-             mailer_throughput.mailer(accounts, args.timeout, args.workers,
-                                      args.process_threads, delivery_process=True)]
+    sides = [
+        mailer_throughput.mailer(accounts, args.timeout, args.workers, args.threads),
+        mailer_throughput.mailer(
+            accounts, args.timeout, args.workers, args.process_threads, delivery_process=True
+        ),
+    ]
     for side, label in zip(sides, "bc", strict=True):
         _print(mailer_throughput.describe(side))
         ratio = side.rate / email.rate if email.rate else 0.0
         p99 = ms.percentile(side.webhook_ms, 0.99) if side.webhook_ms else float("inf")
         _print([(f"ratio ({label}): mailer / Alertmanager email", f"{ratio:.2f}x")])
-        _verdicts([
-            (f"({label}) mailer >= {TARGET_RATIO}x Alertmanager's emails/s",
-             ratio >= TARGET_RATIO),
-            (f"({label}) zero lost, zero doubled (and Alertmanager's side)",
-             email.complete and side.complete and email.tally.clean and side.tally.clean),
-            (f"({label}) webhook answer p99 < {TARGET_WEBHOOK_P99_MS:.0f} ms",
-             p99 < TARGET_WEBHOOK_P99_MS),
-        ])
+        _verdicts(
+            [
+                (
+                    f"({label}) mailer >= {TARGET_RATIO}x Alertmanager's emails/s",
+                    ratio >= TARGET_RATIO,
+                ),
+                (
+                    f"({label}) zero lost, zero doubled (and Alertmanager's side)",
+                    email.complete and side.complete and email.tally.clean and side.tally.clean,
+                ),
+                (
+                    f"({label}) webhook answer p99 < {TARGET_WEBHOOK_P99_MS:.0f} ms",
+                    p99 < TARGET_WEBHOOK_P99_MS,
+                ),
+            ]
+        )
 
 
 def stages(args: argparse.Namespace) -> None:
-    print(f"stages: {args.stage_emails} emails through the real code, one at a time",
-          flush=True)
+    print(f"stages: {args.stage_emails} emails through the real code, one at a time", flush=True)
     _print(mailer_stages.describe(mailer_stages.measure(args.stage_emails)))
 
 
 def latency(args: argparse.Namespace) -> None:
-    print(f"latency: {args.samples} samples, {args.spacing:.1f} s apart, whole stack",
-          flush=True)
+    print(f"latency: {args.samples} samples, {args.spacing:.1f} s apart, whole stack", flush=True)
     result = mailer_latency.measure(args.samples, args.spacing, args.timeout)
     _print(mailer_latency.describe(result))
     share = result.mailer_seconds
     p99 = ms.percentile(share, 0.99) * 1000 if share else float("inf")
-    _verdicts([(f"mailer's share p99 < {TARGET_MAILER_SHARE_P99_MS:.0f} ms when idle",
-                p99 < TARGET_MAILER_SHARE_P99_MS and not result.missing)])
+    _verdicts(
+        [
+            (
+                f"mailer's share p99 < {TARGET_MAILER_SHARE_P99_MS:.0f} ms when idle",
+                p99 < TARGET_MAILER_SHARE_P99_MS and not result.missing,
+            )
+        ]
+    )
 
 
 def memory(args: argparse.Namespace) -> None:
     print(f"memory: {args.accounts} accounts", flush=True)
-    idle, loaded, sent = mailer_memory.mailer(args.accounts, args.notifications,
-                                              args.workers, args.timeout)
-    rows = [(f"mailer ({args.workers} workers), ready", mailer_memory.mib(idle)),
-            (f"mailer after {args.notifications} notifications ({sent} emails sent)",
-             mailer_memory.mib(loaded))]
+    idle, loaded, sent = mailer_memory.mailer(
+        args.accounts, args.notifications, args.workers, args.timeout
+    )
+    rows = [
+        (f"mailer ({args.workers} workers), ready", mailer_memory.mib(idle)),
+        (
+            f"mailer after {args.notifications} notifications ({sent} emails sent)",
+            mailer_memory.mib(loaded),
+        ),
+    ]
     _print(rows)
     idle, loaded, events, seconds = mailer_memory.exporter(args.accounts, args.days)
-    _print([(f"exporter store: {events:,} simulated events ({args.days} days)",
-             f"loaded in {seconds:.0f} s"),
+    _print(
+        [
+            (
+                f"exporter store: {events:,} simulated events ({args.days} days)",
+                f"loaded in {seconds:.0f} s",
+            ),
             ("exporter, ready", mailer_memory.mib(idle)),
-            ("exporter after two /metrics scrapes", mailer_memory.mib(loaded))])
+            ("exporter after two /metrics scrapes", mailer_memory.mib(loaded)),
+        ]
+    )
 
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench --only mailer --")
-    parser.add_argument("--only", action="append", choices=SCENARIOS,
-                        help="run only this scenario (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable)"
+    )
     parser.add_argument("--alerts", type=int, default=2000, help="alert groups (throughput)")
-    parser.add_argument("--timeout", type=float, default=90.0,
-                        help="seconds to wait for all emails of one side")
+    parser.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for all emails of one side"
+    )
     parser.add_argument("--workers", type=int, default=2, help="mailer gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="delivery threads per worker")
-    parser.add_argument("--process-threads", type=int, default=3,
-                        help="threads of the delivery process (throughput, side c)")
-    parser.add_argument("--stage-emails", type=int, default=1000,
-                        help="emails timed stage by stage (stages)")
-    parser.add_argument("--samples", type=int, default=100,
-                        help="latency samples (100, so that p99 is not simply the slowest)")
-    parser.add_argument("--spacing", type=float, default=1.5,
-                        help="seconds between latency samples (more than one evaluation)")
+    parser.add_argument(
+        "--process-threads",
+        type=int,
+        default=3,
+        help="threads of the delivery process (throughput, side c)",
+    )
+    parser.add_argument(
+        "--stage-emails", type=int, default=1000, help="emails timed stage by stage (stages)"
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=100,
+        help="latency samples (100, so that p99 is not simply the slowest)",
+    )
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        default=1.5,
+        help="seconds between latency samples (more than one evaluation)",
+    )
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts (memory)")
-    parser.add_argument("--notifications", type=int, default=2000,
-                        help="webhooks posted to the mailer before measuring its memory")
+    parser.add_argument(
+        "--notifications",
+        type=int,
+        default=2000,
+        help="webhooks posted to the mailer before measuring its memory",
+    )
     parser.add_argument("--days", type=int, default=35, help="simulated days (memory)")
     args = parser.parse_args(argv)
     for name in args.only or SCENARIOS:

@@ -34,8 +34,14 @@ class _CountingHandler:
         self.arrivals: list[Arrival] = []
         self.connections = 0
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
-                          hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         session.host_name = hostname
         if not hasattr(session, "bench_connection"):
             with self.lock:
@@ -48,9 +54,12 @@ class _CountingHandler:
         raw = data if isinstance(data, bytes) else str(data).encode()
         headers = raw.split(b"\r\n\r\n", 1)[0]
         found = _MESSAGE_ID.search(headers)
-        arrival = Arrival(time.monotonic(), tuple(envelope.rcpt_tos),
-                          found.group(1).decode() if found else "",
-                          getattr(session, "bench_connection", 0))
+        arrival = Arrival(
+            time.monotonic(),
+            tuple(envelope.rcpt_tos),
+            found.group(1).decode() if found else "",
+            getattr(session, "bench_connection", 0),
+        )
         with self.lock:
             self.arrivals.append(arrival)
         return "250 Message accepted for delivery"
@@ -62,8 +71,13 @@ class _DeepBacklogController(Controller):
     benchmark would then measure the server's backlog instead of the sender."""
 
     def _create_server(self):  # type: ignore[no-untyped-def]
-        return self.loop.create_server(self._factory_invoker, host=self.hostname,
-                                       port=self.port, ssl=self.ssl_context, backlog=4096)
+        return self.loop.create_server(
+            self._factory_invoker,
+            host=self.hostname,
+            port=self.port,
+            ssl=self.ssl_context,
+            backlog=4096,
+        )
 
 
 class CountingSmtpServer:
@@ -74,8 +88,9 @@ class CountingSmtpServer:
         self.port = port
         self._handler = _CountingHandler()
         # A fixed greeting name: no getfqdn() lookup for each connection.
-        self._controller = _DeepBacklogController(self._handler, hostname=host, port=port,
-                                                  server_hostname="bench-smtp.example")
+        self._controller = _DeepBacklogController(
+            self._handler, hostname=host, port=port, server_hostname="bench-smtp.example"
+        )
 
     def __enter__(self) -> CountingSmtpServer:
         self._controller.start()

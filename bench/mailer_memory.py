@@ -24,23 +24,41 @@ def webhook_body(account: str, now: str) -> bytes:
     """One Alertmanager webhook payload (version 4) for one account's expired credential."""
     alert = ms.expired_credential_alerts([account], ms.utc_now())[0]
     labels = alert["labels"]
-    return json.dumps({
-        "version": "4", "status": "firing", "receiver": "mailer", "truncatedAlerts": 0,
-        "groupKey": f'{{}}:{{account="{account}"}}', "groupLabels": {"account": account},
-        "commonLabels": labels, "commonAnnotations": alert["annotations"],
-        "externalURL": "http://127.0.0.1:9093",
-        "alerts": [{"status": "firing", "labels": labels, "annotations": alert["annotations"],
-                    "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
-                    "fingerprint": hashlib.sha256(account.encode()).hexdigest()[:16]}],
-    }).encode()
+    return json.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "receiver": "mailer",
+            "truncatedAlerts": 0,
+            "groupKey": f'{{}}:{{account="{account}"}}',
+            "groupLabels": {"account": account},
+            "commonLabels": labels,
+            "commonAnnotations": alert["annotations"],
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": alert["annotations"],
+                    "startsAt": now,
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "",
+                    "fingerprint": hashlib.sha256(account.encode()).hexdigest()[:16],
+                }
+            ],
+        }
+    ).encode()
 
 
-def mailer(accounts: int, notifications: int, workers: int,
-           timeout: float) -> tuple[Memory, Memory, int]:
+def mailer(
+    accounts: int, notifications: int, workers: int, timeout: float
+) -> tuple[Memory, Memory, int]:
     """(memory when ready, memory after `notifications` webhooks were delivered, emails)."""
     ids = [ms.account_id(n) for n in range(1, accounts + 1)]
-    with tempfile.TemporaryDirectory(prefix="sysnotify-bench-memory-") as tmp, \
-            CountingSmtpServer(free_port()) as smtp:
+    with (
+        tempfile.TemporaryDirectory(prefix="sysnotify-bench-memory-") as tmp,
+        CountingSmtpServer(free_port()) as smtp,
+    ):
         workdir = Path(tmp)
         config = ms.write_mailer_config(workdir, smtp.port)
         ms.seed_recipients(workdir / "mailer.db", ids)
@@ -48,12 +66,15 @@ def mailer(accounts: int, notifications: int, workers: int,
             idle = memory_of(service.process.pid)  # type: ignore[union-attr]
             now = ms.utc_now().isoformat()
             session = requests.Session()
-            headers = {"Authorization": f"Bearer {ms.WEBHOOK_TOKEN}",
-                       "Content-Type": "application/json"}
+            headers = {
+                "Authorization": f"Bearer {ms.WEBHOOK_TOKEN}",
+                "Content-Type": "application/json",
+            }
             url = f"{service.url}/alertmanager/webhook"  # type: ignore[attr-defined]
             for account in itertools.islice(ids, notifications):
-                session.post(url, data=webhook_body(account, now), headers=headers,
-                             timeout=30).raise_for_status()
+                session.post(
+                    url, data=webhook_body(account, now), headers=headers, timeout=30
+                ).raise_for_status()
             smtp.wait_for(min(notifications, accounts), timeout)
             # Scrapes build the metrics from the store: include what that costs too.
             session.get(f"{service.url}/metrics", timeout=30)  # type: ignore[attr-defined]
@@ -84,10 +105,14 @@ def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, 
         port = free_port()
         exe = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "sysnotify-exporter"
         exe = exe if exe.exists() else ms.BIN / "sysnotify-exporter"
-        service = Service("exporter", [str(exe), "serve", "--listen", f"127.0.0.1:{port}",
-                                       "--db", str(db)], Path(tmp) / "exporter.log",
-                          ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
-                          env={"SYSNOTIFY_INGEST_TOKEN": INGEST_TOKEN}, ready_timeout=60)
+        service = Service(
+            "exporter",
+            [str(exe), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db)],
+            Path(tmp) / "exporter.log",
+            ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+            env={"SYSNOTIFY_INGEST_TOKEN": INGEST_TOKEN},
+            ready_timeout=60,
+        )
         with service:
             idle = memory_of(service.process.pid)  # type: ignore[union-attr]
             for _ in range(2):
@@ -97,5 +122,7 @@ def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, 
 
 
 def mib(memory: Memory) -> str:
-    return (f"RSS {memory.rss_bytes / 2**20:,.0f} MiB, PSS {memory.pss_bytes / 2**20:,.0f} MiB "
-            f"({memory.processes} processes)")
+    return (
+        f"RSS {memory.rss_bytes / 2**20:,.0f} MiB, PSS {memory.pss_bytes / 2**20:,.0f} MiB "
+        f"({memory.processes} processes)"
+    )

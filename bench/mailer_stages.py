@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 
 from bench import mailer_stack as ms
 from bench.mailer_memory import webhook_body
+from stack.process import free_port
 from sysnotify.mailer import counters
-from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import load_config
 from sysnotify.mailer.delivery.message import build_message
 from sysnotify.mailer.delivery.queue import tracking_headers
 from sysnotify.mailer.stored_request import email_request
-from stack.process import free_port
+from sysnotify.mailer.web.app import create_app, mailer_of
 
 T = TypeVar("T")
 
@@ -47,8 +47,12 @@ class _Timer:
 def measure(emails: int) -> list[tuple[str, float]]:
     """(stage, milliseconds per email) for `emails` notifications of one email each."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.mail_counter", str(port)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.mail_counter", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         return _measure(emails, port)
@@ -65,13 +69,20 @@ def _measure(emails: int, smtp_port: int) -> list[tuple[str, float]]:
         workdir = Path(tmp)
         config_path = ms.write_mailer_config(workdir, smtp_port)
         ms.seed_recipients(workdir / "mailer.db", accounts)
-        config = load_config(str(config_path), env={
-            "SYSNOTIFY_WEBHOOK_TOKEN": ms.WEBHOOK_TOKEN, "SYSNOTIFY_ADMIN_TOKEN": ms.ADMIN_TOKEN})
+        config = load_config(
+            str(config_path),
+            env={
+                "SYSNOTIFY_WEBHOOK_TOKEN": ms.WEBHOOK_TOKEN,
+                "SYSNOTIFY_ADMIN_TOKEN": ms.ADMIN_TOKEN,
+            },
+        )
         app = create_app(config, start_delivery=False)
         mailer = mailer_of(app)
         client = app.test_client()
-        headers = {"Authorization": f"Bearer {ms.WEBHOOK_TOKEN}",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {ms.WEBHOOK_TOKEN}",
+            "Content-Type": "application/json",
+        }
         now = ms.utc_now().isoformat()
         bodies = [webhook_body(account, now) for account in accounts]
 
@@ -85,8 +96,9 @@ def _measure(emails: int, smtp_port: int) -> list[tuple[str, float]]:
         mailer.store.tune_for_delivery()  # as a delivery thread does
         queue, batch = worker.queue, config.delivery.claim_batch
         sent = 0
-        while rows := timer(f"claim (batches of {batch})",
-                            lambda: queue.claim_batch(time.time(), batch)):
+        while rows := timer(
+            f"claim (batches of {batch})", lambda: queue.claim_batch(time.time(), batch)
+        ):
             for row in rows:
                 sent += _deliver(timer, worker, row)
         worker.sender.close()
@@ -98,17 +110,34 @@ def _measure(emails: int, smtp_port: int) -> list[tuple[str, float]]:
 
 
 def _deliver(timer: _Timer, worker: Any, row: Any) -> int:
-    request = timer("rebuild request from the row", lambda: email_request(row.request,
-                                                                          worker.catalog))
-    rendered = timer("render: Jinja2, text wrap, css-inline",
-                     lambda: worker.renderer.render(request))
-    message = timer("build MIME message", lambda: build_message(
-        rendered, worker.brand, row.recipient, row.message_id, row.thread_ids,
-        datetime.now(UTC), tracking_headers(row)))
-    timer("SMTP: serialise + MAIL/RCPT/DATA round trips",
-          lambda: worker.sender.send(message, worker.brand.sender_address, row.recipient))
-    return int(timer("mark sent (own commit, no fsync)",
-                     lambda: worker.queue.mark_sent(row, time.time(), counters.LATENCY_BUCKETS)))
+    request = timer(
+        "rebuild request from the row", lambda: email_request(row.request, worker.catalog)
+    )
+    rendered = timer(
+        "render: Jinja2, text wrap, css-inline", lambda: worker.renderer.render(request)
+    )
+    message = timer(
+        "build MIME message",
+        lambda: build_message(
+            rendered,
+            worker.brand,
+            row.recipient,
+            row.message_id,
+            row.thread_ids,
+            datetime.now(UTC),
+            tracking_headers(row),
+        ),
+    )
+    timer(
+        "SMTP: serialise + MAIL/RCPT/DATA round trips",
+        lambda: worker.sender.send(message, worker.brand.sender_address, row.recipient),
+    )
+    return int(
+        timer(
+            "mark sent (own commit, no fsync)",
+            lambda: worker.queue.mark_sent(row, time.time(), counters.LATENCY_BUCKETS),
+        )
+    )
 
 
 def describe(stages: list[tuple[str, float]]) -> list[tuple[str, str]]:

@@ -53,8 +53,11 @@ def memory_of(pid: int) -> Memory:
             lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue  # exited meanwhile
-        values = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in lines
-                  if line.split(":")[0] in ("Rss", "Pss")}
+        values = {
+            line.split(":")[0]: int(line.split()[1]) * 1024
+            for line in lines
+            if line.split(":")[0] in ("Rss", "Pss")
+        }
         rss += values.get("Rss", 0)
         pss += values.get("Pss", 0)
         count += 1

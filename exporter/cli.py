@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sysnotify-exporter",
-        description="Platform facts in, per-account integration-health metrics out.")
+        description="Platform facts in, per-account integration-health metrics out.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the ingest API, /metrics and /healthz")
@@ -50,18 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=run_ingest)
 
     simulate = commands.add_parser(
-        "simulate", help="write a simulated platform's events as JSON lines, or post them")
+        "simulate", help="write a simulated platform's events as JSON lines, or post them"
+    )
     simulate.add_argument("--accounts", type=int, default=100, help="accounts (default 100)")
     simulate.add_argument("--days", type=int, default=35, help="days of history (default 35)")
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument("--now", help="RFC 3339 time the history ends at (default: now)")
     simulate.add_argument("--output", "-o", help="write to this file instead of stdout")
-    simulate.add_argument("--post", metavar="URL",
-                          help="post the events to a running exporter instead of writing them")
-    simulate.add_argument("--token", help="ingest token for --post (default: "
-                                          "$SYSNOTIFY_INGEST_TOKEN)")
-    simulate.add_argument("--batch-size", type=int, default=1000,
-                          help="events per request with --post (default 1000)")
+    simulate.add_argument(
+        "--post",
+        metavar="URL",
+        help="post the events to a running exporter instead of writing them",
+    )
+    simulate.add_argument(
+        "--token", help="ingest token for --post (default: $SYSNOTIFY_INGEST_TOKEN)"
+    )
+    simulate.add_argument(
+        "--batch-size", type=int, default=1000, help="events per request with --post (default 1000)"
+    )
     simulate.set_defaults(run=run_simulate)
     return parser
 
@@ -77,8 +84,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if config.db is None:
         problems.append("no fact store: give --db PATH (or db: in the config file)")
     if not config.ingest_token:
-        problems.append("no ingest token: set SYSNOTIFY_INGEST_TOKEN, SYSNOTIFY_INGEST_TOKEN_FILE"
-                        " or ingest_token/ingest_token_file in the config file")
+        problems.append(
+            "no ingest token: set SYSNOTIFY_INGEST_TOKEN, SYSNOTIFY_INGEST_TOKEN_FILE"
+            " or ingest_token/ingest_token_file in the config file"
+        )
     if problems:
         print("sysnotify-exporter: " + "; ".join(problems), file=sys.stderr)
         return exits.USAGE
@@ -111,8 +120,9 @@ def format_error(line: int, error: EventError) -> str:
     return f"line {line}: field {error.field!r}: {error.reason}"
 
 
-def validate_lines(lines: Iterable[tuple[int, Any, str | None]]
-                   ) -> tuple[list[Event], list[int], list[str]]:
+def validate_lines(
+    lines: Iterable[tuple[int, Any, str | None]],
+) -> tuple[list[Event], list[int], list[str]]:
     """Events, the line number of each, and error messages for the whole input."""
     events: list[Event] = []
     numbers: list[int] = []
@@ -156,8 +166,10 @@ def run_ingest(args: argparse.Namespace) -> int:
             problems = [format_error(numbers[e.index], e) for e in rejected.errors]
         else:
             kinds = ", ".join(f"{kind} {count}" for kind, count in result.by_type.items())
-            print(f"applied {result.applied} events from {source} to {args.db}"
-                  + (f" ({kinds})" if kinds else ""))
+            print(
+                f"applied {result.applied} events from {source} to {args.db}"
+                + (f" ({kinds})" if kinds else "")
+            )
             return exits.OK
         finally:
             store.close()
@@ -165,8 +177,10 @@ def run_ingest(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr)
     if len(problems) > MAX_REPORTED_ERRORS:
         print(f"... and {len(problems) - MAX_REPORTED_ERRORS} more", file=sys.stderr)
-    print(f"sysnotify-exporter: {len(problems)} problem(s) in {source}; nothing applied",
-          file=sys.stderr)
+    print(
+        f"sysnotify-exporter: {len(problems)} problem(s) in {source}; nothing applied",
+        file=sys.stderr,
+    )
     return exits.FAILED
 
 
@@ -183,8 +197,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     from sysnotify.exporter.simulate import Simulator
 
     if args.accounts < 1 or args.days < 1 or args.batch_size < 1:
-        print("sysnotify-exporter: --accounts, --days and --batch-size must be positive",
-              file=sys.stderr)
+        print(
+            "sysnotify-exporter: --accounts, --days and --batch-size must be positive",
+            file=sys.stderr,
+        )
         return exits.USAGE
     try:
         now = parse_now(args.now)
@@ -195,8 +211,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.post:
         token = args.token or os.environ.get(TOKEN_ENV)
         if not token:
-            print("sysnotify-exporter: --post needs --token or SYSNOTIFY_INGEST_TOKEN",
-                  file=sys.stderr)
+            print(
+                "sysnotify-exporter: --post needs --token or SYSNOTIFY_INGEST_TOKEN",
+                file=sys.stderr,
+            )
             return exits.USAGE
         return post_events(simulator.events(), args.post, token, args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
@@ -233,8 +251,11 @@ def post_events(events: Iterable[dict[str, Any]], url: str, token: str, batch_si
         nonlocal posted, batches
         response = session.post(url, json={"events": batch}, timeout=60)
         if response.status_code != 200:
-            print(f"sysnotify-exporter: batch {batches + 1} rejected: HTTP "
-                  f"{response.status_code}: {response.text[:2000]}", file=sys.stderr)
+            print(
+                f"sysnotify-exporter: batch {batches + 1} rejected: HTTP "
+                f"{response.status_code}: {response.text[:2000]}",
+                file=sys.stderr,
+            )
             return False
         posted += len(batch)
         batches += 1

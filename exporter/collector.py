@@ -1,10 +1,11 @@
 """prometheus_client collectors: the store's families, and the exporter's own metrics.
 
 :class:`StoreCollector` is the ordinary custom-collector path: each ``collect()`` reads the
-store and yields fresh ``GaugeMetricFamily`` objects. :class:`sysnotify.exporter.exposition.ExpositionCache`
-produces the same bytes faster for /metrics; the tests hold the two to byte equality, and the
-benchmark compares them. :class:`SelfCollector` yields the small per-process part that /metrics
-produces fresh on every scrape.
+store and yields fresh ``GaugeMetricFamily`` objects.
+:class:`sysnotify.exporter.exposition.ExpositionCache` produces the same bytes faster for
+/metrics; the tests hold the two to byte equality, and the benchmark compares them.
+:class:`SelfCollector` yields the small per-process part that /metrics produces fresh on every
+scrape.
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ class StoreCollector(Collector):
     E.g. ``abm_sync_running{account="acc-0042"} 1.0``.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time,
-                 registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         if registry is not None:
@@ -90,8 +95,12 @@ class SelfCollector(Collector):
     E.g. ``sysnotify_exporter_events_ingested_total{type="web_visits"} 1000.0``.
     """
 
-    def __init__(self, stats: IngestStats, status: Callable[[], tuple[bool, float]],
-                 registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        stats: IngestStats,
+        status: Callable[[], tuple[bool, float]],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         """`status` returns (store readable, seconds the last store collection took)."""
         self.stats = stats
         self.status = status
@@ -103,23 +112,35 @@ class SelfCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ingested, events_rejected, batches_rejected = self.stats.snapshot()
-        family = CounterMetricFamily("sysnotify_exporter_events_ingested",
-                                     "Events applied to the fact store, by event type.",
-                                     labels=("type",))
+        family = CounterMetricFamily(
+            "sysnotify_exporter_events_ingested",
+            "Events applied to the fact store, by event type.",
+            labels=("type",),
+        )
         for kind, count in ingested.items():
             family.add_metric((kind,), count)
         yield family
-        yield CounterMetricFamily("sysnotify_exporter_events_rejected",
-                                  "Events in rejected batches.", value=events_rejected)
-        family = CounterMetricFamily("sysnotify_exporter_batches_rejected",
-                                     "Rejected ingest requests, by reason.", labels=("reason",))
+        yield CounterMetricFamily(
+            "sysnotify_exporter_events_rejected",
+            "Events in rejected batches.",
+            value=events_rejected,
+        )
+        family = CounterMetricFamily(
+            "sysnotify_exporter_batches_rejected",
+            "Rejected ingest requests, by reason.",
+            labels=("reason",),
+        )
         for reason, count in batches_rejected.items():
             family.add_metric((reason,), count)
         yield family
         up, duration = self.status()
-        yield GaugeMetricFamily("sysnotify_exporter_store_up",
-                                "Whether the fact store could be read for this scrape.",
-                                value=1 if up else 0)
-        yield GaugeMetricFamily("sysnotify_exporter_collect_duration_seconds",
-                                "Time the last collection of the store-derived metrics took.",
-                                value=duration)
+        yield GaugeMetricFamily(
+            "sysnotify_exporter_store_up",
+            "Whether the fact store could be read for this scrape.",
+            value=1 if up else 0,
+        )
+        yield GaugeMetricFamily(
+            "sysnotify_exporter_collect_duration_seconds",
+            "Time the last collection of the store-derived metrics took.",
+            value=duration,
+        )

@@ -50,33 +50,70 @@ def _listen_problem(listen: str) -> str | None:
 # `db` and the token are required to serve, but flags may still give them and other commands
 # need neither, so `serve` checks them (load_config waives them).
 
-EXPORTER = Section("", unknown="unknown settings: {unknown} (known: {known})", entries=(
-    Setting("listen", Text(expected="a HOST:PORT string", check=_listen_problem),
+EXPORTER = Section(
+    "",
+    unknown="unknown settings: {unknown} (known: {known})",
+    entries=(
+        Setting(
+            "listen",
+            Text(expected="a HOST:PORT string", check=_listen_problem),
             default="127.0.0.1:9730",
-            meaning="HOST:PORT the ingest API, /metrics and /healthz listen on (--listen)"),
-    Setting("db", Text(expected="a file path"), required=True,
-            meaning="the SQLite fact store; created when missing, migrated when older (--db)"),
-    Setting("ingest_token", Secret(env=TOKEN_ENV, file_key="ingest_token_file",
-                                   name="ingest token", inline=True, min_length=16,
-                                   file_expected="a path"), required=True,
-            meaning="bearer token of POST /api/v1/events, at least 16 characters"),
-    Setting("max_body_bytes",
-            Integer(minimum=1, expected="a positive integer",
-                    out_of_range="must be a positive integer"),
-            default=10 * 1024 * 1024, meaning="larger request bodies are answered 413"),
-    Setting("threads",
-            Integer(minimum=1, expected="a positive integer",
-                    out_of_range="must be a positive integer"),
-            default=4, meaning="request threads of the single gunicorn worker (--threads)"),
-    Setting("retention_days",
-            Integer(minimum=36, expected="an integer of at least 36",
-                    out_of_range="must be at least 36 (the windows look back 35 days)"),
+            meaning="HOST:PORT the ingest API, /metrics and /healthz listen on (--listen)",
+        ),
+        Setting(
+            "db",
+            Text(expected="a file path"),
+            required=True,
+            meaning="the SQLite fact store; created when missing, migrated when older (--db)",
+        ),
+        Setting(
+            "ingest_token",
+            Secret(
+                env=TOKEN_ENV,
+                file_key="ingest_token_file",
+                name="ingest token",
+                inline=True,
+                min_length=16,
+                file_expected="a path",
+            ),
+            required=True,
+            meaning="bearer token of POST /api/v1/events, at least 16 characters",
+        ),
+        Setting(
+            "max_body_bytes",
+            Integer(
+                minimum=1, expected="a positive integer", out_of_range="must be a positive integer"
+            ),
+            default=10 * 1024 * 1024,
+            meaning="larger request bodies are answered 413",
+        ),
+        Setting(
+            "threads",
+            Integer(
+                minimum=1, expected="a positive integer", out_of_range="must be a positive integer"
+            ),
+            default=4,
+            meaning="request threads of the single gunicorn worker (--threads)",
+        ),
+        Setting(
+            "retention_days",
+            Integer(
+                minimum=36,
+                expected="an integer of at least 36",
+                out_of_range="must be at least 36 (the windows look back 35 days)",
+            ),
             default=42,
             meaning="per-page visits and handled privacy requests older than this many days "
-                    "are pruned once a day"),
-    Setting("access_log", Flag(), default=False,
-            meaning="log every request (gunicorn's access log) to stderr"),
-))
+            "are pruned once a day",
+        ),
+        Setting(
+            "access_log",
+            Flag(),
+            default=False,
+            meaning="log every request (gunicorn's access log) to stderr",
+        ),
+    ),
+)
 _WAIVED = ("db", "ingest_token")
 
 DEFAULT_LISTEN: str = EXPORTER.default("listen")
@@ -98,8 +135,9 @@ class ExporterConfig:
         return split_listen(self.listen)
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
-                **overrides: Any) -> ExporterConfig:
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> ExporterConfig:
     """Builds the config; `overrides` (flags) win over the environment, which wins over the file.
 
     Overrides whose value is None are ignored. Raises ConfigError listing every problem.

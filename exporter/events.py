@@ -34,7 +34,13 @@ MAX_PAGE_LENGTH = 2048
 FIELDS: dict[str, tuple[str, ...]] = {
     "account": ("type", "account", "name"),
     "credential": (
-        "type", "account", "system", "policy", "password_changed_at", "valid", "checked_at",
+        "type",
+        "account",
+        "system",
+        "policy",
+        "password_changed_at",
+        "valid",
+        "checked_at",
     ),
     "api_usage": ("type", "account", "platform", "used", "limit", "window_start"),
     "web_visits": ("type", "account", "day", "page", "visits"),
@@ -157,20 +163,32 @@ def _choice(obj: Mapping[str, Any], field: str, choices: tuple[str, ...]) -> str
 
 def _build(kind: str, obj: Mapping[str, Any]) -> Event:
     if kind == "web_visits":
-        return (kind, _account(obj), parse_day(obj["day"]),
-                _text(obj, "page", MAX_PAGE_LENGTH), _count(obj, "visits"))
+        return (
+            kind,
+            _account(obj),
+            parse_day(obj["day"]),
+            _text(obj, "page", MAX_PAGE_LENGTH),
+            _count(obj, "visits"),
+        )
     if kind == "api_usage":
-        return (kind, _account(obj), _choice(obj, "platform", SYSTEMS), _count(obj, "used"),
-                _count(obj, "limit", positive=True),
-                parse_timestamp(obj["window_start"], "window_start"))
+        return (
+            kind,
+            _account(obj),
+            _choice(obj, "platform", SYSTEMS),
+            _count(obj, "used"),
+            _count(obj, "limit", positive=True),
+            parse_timestamp(obj["window_start"], "window_start"),
+        )
     if kind == "account":
         return (kind, _account(obj), _text(obj, "name", MAX_NAME_LENGTH))
     if kind == "credential":
         system = _choice(obj, "system", SYSTEMS)
         policy = _choice(obj, "policy", POLICIES)
         if policy == "expire_90_days" and system not in EXPIRING_SYSTEMS:
-            raise _Invalid("policy", f"expire_90_days applies to {' and '.join(EXPIRING_SYSTEMS)}"
-                                     f" only, not {system}")
+            raise _Invalid(
+                "policy",
+                f"expire_90_days applies to {' and '.join(EXPIRING_SYSTEMS)} only, not {system}",
+            )
         changed = obj.get("password_changed_at")
         if changed is None:
             if policy == "expire_90_days":
@@ -181,17 +199,33 @@ def _build(kind: str, obj: Mapping[str, Any]) -> Event:
         valid = obj["valid"]
         if not isinstance(valid, bool):
             raise _Invalid("valid", "must be true or false")
-        return (kind, _account(obj), system, policy, changed_at, valid,
-                parse_timestamp(obj["checked_at"], "checked_at"))
+        return (
+            kind,
+            _account(obj),
+            system,
+            policy,
+            changed_at,
+            valid,
+            parse_timestamp(obj["checked_at"], "checked_at"),
+        )
     if kind == "sync_started":
         return (kind, _account(obj), _text(obj, "run_id"), parse_timestamp(obj["at"], "at"))
     if kind == "sync_finished":
-        return (kind, _account(obj), _text(obj, "run_id"), parse_timestamp(obj["at"], "at"),
-                _choice(obj, "status", SYNC_STATUSES))
+        return (
+            kind,
+            _account(obj),
+            _text(obj, "run_id"),
+            parse_timestamp(obj["at"], "at"),
+            _choice(obj, "status", SYNC_STATUSES),
+        )
     # privacy_optout
-    return (kind, _account(obj), _text(obj, "request_id"),
-            parse_timestamp(obj["received_at"], "received_at"),
-            _choice(obj, "status", PRIVACY_STATUSES))
+    return (
+        kind,
+        _account(obj),
+        _text(obj, "request_id"),
+        parse_timestamp(obj["received_at"], "received_at"),
+        _choice(obj, "status", PRIVACY_STATUSES),
+    )
 
 
 def validate_event(obj: Any, index: int = 0) -> tuple[Event | None, list[EventError]]:
@@ -207,16 +241,26 @@ def validate_event(obj: Any, index: int = 0) -> tuple[Event | None, list[EventEr
         return None, [EventError(index, "type", "is required")]
     if not isinstance(kind, str) or kind not in FIELDS:
         shown = kind[:60] if isinstance(kind, str) else kind
-        return None, [EventError(index, "type",
-                                 f"unknown event type {shown!r}; must be one of: "
-                                 f"{', '.join(EVENT_TYPES)}")]
+        return None, [
+            EventError(
+                index,
+                "type",
+                f"unknown event type {shown!r}; must be one of: {', '.join(EVENT_TYPES)}",
+            )
+        ]
     fields = FIELDS[kind]
     optional = OPTIONAL.get(kind, frozenset())
-    errors = [EventError(index, name, "is required")
-              for name in fields if name not in obj and name not in optional]
+    errors = [
+        EventError(index, name, "is required")
+        for name in fields
+        if name not in obj and name not in optional
+    ]
     known = _FIELD_SETS[kind]
-    errors.extend(EventError(index, name, f"is not a field of {kind} events")
-                  for name in obj if name not in known)
+    errors.extend(
+        EventError(index, name, f"is not a field of {kind} events")
+        for name in obj
+        if name not in known
+    )
     if errors:
         return None, errors
     try:

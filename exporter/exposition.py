@@ -55,14 +55,16 @@ def family_header(family: Family) -> str:
 _HEADERS = [family_header(family).encode("utf-8") for family in FAMILIES]
 _NAMES = [family.name for family in FAMILIES]
 # prometheus_client writes labels sorted by name: keep (name, position) in that order.
-_LABEL_ORDER = [sorted((name, position) for position, name in enumerate(family.labels))
-                for family in FAMILIES]
+_LABEL_ORDER = [
+    sorted((name, position) for position, name in enumerate(family.labels)) for family in FAMILIES
+]
 
 
 def sample_line(index: int, labels: tuple[str, ...], value: float) -> str:
     """One exposition line, byte-identical to prometheus_client's generate_latest."""
-    inner = ",".join(f'{name}="{_escape_value(labels[position])}"'
-                     for name, position in _LABEL_ORDER[index])
+    inner = ",".join(
+        f'{name}="{_escape_value(labels[position])}"' for name, position in _LABEL_ORDER[index]
+    )
     if inner:
         return f"{_NAMES[index]}{{{inner}}} {floatToGoString(value)}\n"
     return f"{_NAMES[index]} {floatToGoString(value)}\n"
@@ -153,10 +155,12 @@ class ExpositionCache:
                 del self._notes[noted]
         if dirty is None or len(dirty) > max(1000, len(self._chunks) // 2):
             facts = self.store.facts(today)
-            self._chunks = {account: account_chunks(account_samples(one, now))
-                            for account, one in facts.items()}
-            self._boundaries = {account: account_boundary(one, now)
-                                for account, one in facts.items()}
+            self._chunks = {
+                account: account_chunks(account_samples(one, now)) for account, one in facts.items()
+            }
+            self._boundaries = {
+                account: account_boundary(one, now) for account, one in facts.items()
+            }
             self._reorder()
             self.full_rebuilds += 1
         else:
@@ -169,8 +173,9 @@ class ExpositionCache:
                 if old is None:
                     added = True
                 else:
-                    changed.update(i for i, (a, b) in enumerate(zip(old, chunks, strict=True))
-                                   if a != b)
+                    changed.update(
+                        i for i, (a, b) in enumerate(zip(old, chunks, strict=True)) if a != b
+                    )
                 self._chunks[account] = chunks
                 self._boundaries[account] = account_boundary(one, now)
             if added:
@@ -191,8 +196,9 @@ class ExpositionCache:
     def _reorder(self) -> None:
         order = sorted(self._chunks)
         self._position = {account: i for i, account in enumerate(order)}
-        self._columns = [[self._chunks[account][index] for account in order]
-                         for index in range(len(FAMILIES))]
+        self._columns = [
+            [self._chunks[account][index] for account in order] for index in range(len(FAMILIES))
+        ]
         self._joined = [b"".join(column) for column in self._columns]
 
     def _dirty_since(self, rendered: int, version: int) -> set[str] | None:

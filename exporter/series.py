@@ -1,8 +1,9 @@
 """From facts to series: the metric families of the contract and how each value is computed.
 
-Everything here is a pure function of :class:`sysnotify.exporter.store.AccountFacts` and ``now`` (epoch
-seconds), so each rule is unit-tested with a fixed clock. docs/exporter.md states, per metric,
-when a series is absent rather than zero; the rules below are where that is decided.
+Everything here is a pure function of :class:`sysnotify.exporter.store.AccountFacts` and
+``now`` (epoch seconds), so each rule is unit-tested with a fixed clock. docs/exporter.md
+states, per metric, when a series is absent rather than zero; the rules below are where that is
+decided.
 
 Windows (all in UTC days; ``today`` is the day holding ``now``):
 
@@ -35,68 +36,114 @@ class Family:
 
 # Store-derived families, in exposition order. Indices below (F_*) refer to this tuple.
 FAMILIES: tuple[Family, ...] = (
-    Family("abm_account_info",
-           "Known customer account: always 1, carries the account's display name.",
-           ("account", "account_name")),
-    Family("abm_credential_info",
-           "Connected system credential of an account: always 1, carries its password policy.",
-           ("account", "system", "policy")),
-    Family("abm_credential_valid",
-           "Whether the latest validation of the credential succeeded (1) or failed (0).",
-           ("account", "system")),
-    Family("abm_credential_expiry_timestamp_seconds",
-           "When the credential's password expires, in seconds since the Unix epoch.",
-           ("account", "system")),
-    Family("abm_api_daily_calls_used",
-           "API calls the integration used in the current daily window.",
-           ("account", "platform")),
-    Family("abm_api_daily_calls_limit",
-           "Contracted daily allowance of API calls of the integration.",
-           ("account", "platform")),
-    Family("abm_web_visits_last_week",
-           "Web-tag visits tracked in the 7 complete UTC days before today.",
-           ("account",)),
-    Family("abm_web_visits_weekly_average",
-           "Mean weekly web-tag visits over the four 7-day windows before the last week.",
-           ("account",)),
-    Family("abm_web_pages_tracked_last_week",
-           "Distinct pages with tracked visits in the 7 complete UTC days before today.",
-           ("account",)),
-    Family("abm_sync_running",
-           "Whether the account's latest daily sync run is still running (1) or not (0).",
-           ("account",)),
-    Family("abm_sync_last_started_timestamp_seconds",
-           "Start of the latest sync run, in seconds since the Unix epoch.",
-           ("account",)),
-    Family("abm_sync_last_success_timestamp_seconds",
-           "End of the latest successful sync run, in seconds since the Unix epoch.",
-           ("account",)),
-    Family("abm_sync_last_duration_seconds",
-           "Duration of the latest finished sync run, in seconds.",
-           ("account",)),
-    Family("abm_privacy_optout_pending_requests",
-           "Privacy opt-out requests received and not yet handled.",
-           ("account",)),
-    Family("abm_privacy_optout_oldest_pending_timestamp_seconds",
-           "When the oldest pending privacy opt-out request arrived, in seconds since the Unix "
-           "epoch.",
-           ("account",)),
-    Family("sysnotify_exporter_account_last_event_timestamp_seconds",
-           "When the exporter last applied an event for the account, in seconds since the Unix "
-           "epoch.",
-           ("account",)),
+    Family(
+        "abm_account_info",
+        "Known customer account: always 1, carries the account's display name.",
+        ("account", "account_name"),
+    ),
+    Family(
+        "abm_credential_info",
+        "Connected system credential of an account: always 1, carries its password policy.",
+        ("account", "system", "policy"),
+    ),
+    Family(
+        "abm_credential_valid",
+        "Whether the latest validation of the credential succeeded (1) or failed (0).",
+        ("account", "system"),
+    ),
+    Family(
+        "abm_credential_expiry_timestamp_seconds",
+        "When the credential's password expires, in seconds since the Unix epoch.",
+        ("account", "system"),
+    ),
+    Family(
+        "abm_api_daily_calls_used",
+        "API calls the integration used in the current daily window.",
+        ("account", "platform"),
+    ),
+    Family(
+        "abm_api_daily_calls_limit",
+        "Contracted daily allowance of API calls of the integration.",
+        ("account", "platform"),
+    ),
+    Family(
+        "abm_web_visits_last_week",
+        "Web-tag visits tracked in the 7 complete UTC days before today.",
+        ("account",),
+    ),
+    Family(
+        "abm_web_visits_weekly_average",
+        "Mean weekly web-tag visits over the four 7-day windows before the last week.",
+        ("account",),
+    ),
+    Family(
+        "abm_web_pages_tracked_last_week",
+        "Distinct pages with tracked visits in the 7 complete UTC days before today.",
+        ("account",),
+    ),
+    Family(
+        "abm_sync_running",
+        "Whether the account's latest daily sync run is still running (1) or not (0).",
+        ("account",),
+    ),
+    Family(
+        "abm_sync_last_started_timestamp_seconds",
+        "Start of the latest sync run, in seconds since the Unix epoch.",
+        ("account",),
+    ),
+    Family(
+        "abm_sync_last_success_timestamp_seconds",
+        "End of the latest successful sync run, in seconds since the Unix epoch.",
+        ("account",),
+    ),
+    Family(
+        "abm_sync_last_duration_seconds",
+        "Duration of the latest finished sync run, in seconds.",
+        ("account",),
+    ),
+    Family(
+        "abm_privacy_optout_pending_requests",
+        "Privacy opt-out requests received and not yet handled.",
+        ("account",),
+    ),
+    Family(
+        "abm_privacy_optout_oldest_pending_timestamp_seconds",
+        "When the oldest pending privacy opt-out request arrived, in seconds since the Unix epoch.",
+        ("account",),
+    ),
+    Family(
+        "sysnotify_exporter_account_last_event_timestamp_seconds",
+        "When the exporter last applied an event for the account, in seconds since the Unix epoch.",
+        ("account",),
+    ),
 )
-(F_ACCOUNT_INFO, F_CREDENTIAL_INFO, F_CREDENTIAL_VALID, F_CREDENTIAL_EXPIRY, F_API_USED,
- F_API_LIMIT, F_WEB_LAST_WEEK, F_WEB_AVERAGE, F_WEB_PAGES, F_SYNC_RUNNING, F_SYNC_STARTED,
- F_SYNC_SUCCESS, F_SYNC_DURATION, F_PRIVACY_PENDING, F_PRIVACY_OLDEST,
- F_ACCOUNT_LAST_EVENT) = range(len(FAMILIES))
+(
+    F_ACCOUNT_INFO,
+    F_CREDENTIAL_INFO,
+    F_CREDENTIAL_VALID,
+    F_CREDENTIAL_EXPIRY,
+    F_API_USED,
+    F_API_LIMIT,
+    F_WEB_LAST_WEEK,
+    F_WEB_AVERAGE,
+    F_WEB_PAGES,
+    F_SYNC_RUNNING,
+    F_SYNC_STARTED,
+    F_SYNC_SUCCESS,
+    F_SYNC_DURATION,
+    F_PRIVACY_PENDING,
+    F_PRIVACY_OLDEST,
+    F_ACCOUNT_LAST_EVENT,
+) = range(len(FAMILIES))
 
 # Store-wide families computed with the per-account ones (same cache lifetime).
 GLOBAL_FAMILIES: tuple[Family, ...] = (
     Family("sysnotify_exporter_accounts", "Accounts known to the fact store.", ()),
-    Family("sysnotify_exporter_last_event_timestamp_seconds",
-           "When the exporter last applied an event (any account), in seconds since the Unix "
-           "epoch.", ()),
+    Family(
+        "sysnotify_exporter_last_event_timestamp_seconds",
+        "When the exporter last applied an event (any account), in seconds since the Unix epoch.",
+        (),
+    ),
 )
 
 # (family index, label values in the family's label order, value)
@@ -143,8 +190,7 @@ def norm_weeks_available(first_day: int, today: int) -> int:
     return max(0, min(NORM_WEEKS, (today - 7 - first_day) // 7))
 
 
-def weekly_average(norm_weeks: tuple[int, ...], first_day: int | None,
-                   today: int) -> float | None:
+def weekly_average(norm_weeks: tuple[int, ...], first_day: int | None, today: int) -> float | None:
     """Mean of the norm weeks that history covers (most recent first); None if none does."""
     if first_day is None:
         return None

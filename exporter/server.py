@@ -23,8 +23,9 @@ class ExporterServer(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         host, port = self.config_.host_port
-        settings = exporter_settings(host, port, threads=self.config_.threads,
-                                     access_log=self.config_.access_log)
+        settings = exporter_settings(
+            host, port, threads=self.config_.threads, access_log=self.config_.access_log
+        )
         for key, value in settings.items():
             if key in self.cfg.settings:  # older gunicorn releases lack some settings
                 self.cfg.set(key, value)

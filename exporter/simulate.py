@@ -27,21 +27,75 @@ from sysnotify.exporter.store import DAY
 # Monday .. Sunday: business sites see far fewer visits at the weekend.
 WEEKDAY_FACTOR = (1.1, 1.15, 1.12, 1.05, 0.95, 0.38, 0.32)
 TROUBLES = (
-    "credential_expiring", "credential_expired", "validation_failed", "api_limit",
-    "visits_dropped", "tag_stopped", "few_pages", "sync_running_long", "sync_failing",
+    "credential_expiring",
+    "credential_expired",
+    "validation_failed",
+    "api_limit",
+    "visits_dropped",
+    "tag_stopped",
+    "few_pages",
+    "sync_running_long",
+    "sync_failing",
     "privacy_pending",
 )
 TROUBLE_SHARE = 0.125
 MAX_PAGES = 40
 SYNC_HISTORY_DAYS = 7
 
-_ADJECTIVES = ("Blue", "Bright", "North", "Summit", "Silver", "Iron", "Clear", "Rapid", "Prime",
-               "Atlas", "Harbor", "Cedar", "Polar", "Vivid", "Solid", "Nimble", "Lucid", "Amber")
-_NOUNS = ("Analytics", "Logistics", "Robotics", "Health", "Software", "Energy", "Finance",
-          "Networks", "Foods", "Labs", "Systems", "Media", "Capital", "Devices", "Cloud")
+_ADJECTIVES = (
+    "Blue",
+    "Bright",
+    "North",
+    "Summit",
+    "Silver",
+    "Iron",
+    "Clear",
+    "Rapid",
+    "Prime",
+    "Atlas",
+    "Harbor",
+    "Cedar",
+    "Polar",
+    "Vivid",
+    "Solid",
+    "Nimble",
+    "Lucid",
+    "Amber",
+)
+_NOUNS = (
+    "Analytics",
+    "Logistics",
+    "Robotics",
+    "Health",
+    "Software",
+    "Energy",
+    "Finance",
+    "Networks",
+    "Foods",
+    "Labs",
+    "Systems",
+    "Media",
+    "Capital",
+    "Devices",
+    "Cloud",
+)
 _SUFFIXES = ("Inc.", "GmbH", "Ltd", "S.A.", "LLC", "AG", "B.V.", "Corp.")
-_SECTIONS = ("product", "solutions", "pricing", "blog", "customers", "resources", "docs",
-             "careers", "about", "events", "partners", "webinars", "integrations", "security")
+_SECTIONS = (
+    "product",
+    "solutions",
+    "pricing",
+    "blog",
+    "customers",
+    "resources",
+    "docs",
+    "careers",
+    "about",
+    "events",
+    "partners",
+    "webinars",
+    "integrations",
+    "security",
+)
 
 
 def iso(ts: float) -> str:
@@ -94,12 +148,14 @@ class Simulator:
         if rng.random() < 0.65:
             systems.append(rng.choice(("marketo", "eloqua", "pardot")))
         if trouble in ("credential_expiring", "credential_expired") and not (
-                set(EXPIRING_SYSTEMS) & set(systems)):
+            set(EXPIRING_SYSTEMS) & set(systems)
+        ):
             systems[0] = "salesforce"
         return systems
 
-    def _credentials(self, rng: random.Random, account: str, systems: list[str],
-                     trouble: str | None) -> Iterator[dict[str, Any]]:
+    def _credentials(
+        self, rng: random.Random, account: str, systems: list[str], trouble: str | None
+    ) -> Iterator[dict[str, Any]]:
         now = self.now
         troubled = next((s for s in systems if s in EXPIRING_SYSTEMS), systems[0])
         for system in systems:
@@ -122,8 +178,9 @@ class Simulator:
             event["checked_at"] = iso(now - rng.uniform(60, 3600))
             yield event
 
-    def _api_usage(self, rng: random.Random, account: str, systems: list[str],
-                   trouble: str | None) -> Iterator[dict[str, Any]]:
+    def _api_usage(
+        self, rng: random.Random, account: str, systems: list[str], trouble: str | None
+    ) -> Iterator[dict[str, Any]]:
         now = self.now
         for position, platform in enumerate(systems):
             limit = rng.choice((5_000, 15_000, 25_000, 50_000, 100_000))
@@ -132,16 +189,29 @@ class Simulator:
             window_start = ((now - offset) // DAY) * DAY + offset
             elapsed = (now - window_start) / DAY
             yesterday = int(limit * rng.uniform(0.2, 0.8))
-            yield {"type": "api_usage", "account": account, "platform": platform,
-                   "used": yesterday, "limit": limit, "window_start": iso(window_start - DAY)}
+            yield {
+                "type": "api_usage",
+                "account": account,
+                "platform": platform,
+                "used": yesterday,
+                "limit": limit,
+                "window_start": iso(window_start - DAY),
+            }
             used = int(limit * rng.uniform(0.05, 0.7) * max(elapsed, 0.05))
             if trouble == "api_limit" and position == 0:
                 used = limit + rng.randrange(0, limit // 50 + 1)
-            yield {"type": "api_usage", "account": account, "platform": platform,
-                   "used": used, "limit": limit, "window_start": iso(window_start)}
+            yield {
+                "type": "api_usage",
+                "account": account,
+                "platform": platform,
+                "used": used,
+                "limit": limit,
+                "window_start": iso(window_start),
+            }
 
-    def _web_visits(self, rng: random.Random, account: str, today: int,
-                    trouble: str | None) -> Iterator[dict[str, Any]]:
+    def _web_visits(
+        self, rng: random.Random, account: str, today: int, trouble: str | None
+    ) -> Iterator[dict[str, Any]]:
         if rng.random() < 0.04 and trouble not in ("visits_dropped", "tag_stopped", "few_pages"):
             return  # no web tag installed
         pages = 3 + int((MAX_PAGES - 3) * rng.random() ** 2)
@@ -149,8 +219,9 @@ class Simulator:
         weights = [1.0 / (rank + 1) ** 1.1 for rank in range(pages)]
         total = sum(weights)
         shares = [w / total for w in weights]
-        paths = ["/"] + [f"/{rng.choice(_SECTIONS)}/{rng.randrange(1000)}"
-                         for _ in range(pages - 1)]
+        paths = ["/"] + [
+            f"/{rng.choice(_SECTIONS)}/{rng.randrange(1000)}" for _ in range(pages - 1)
+        ]
         paths = list(dict.fromkeys(paths))  # a repeated path is one page
         if trouble == "few_pages":
             active_pages_recently = rng.randint(1, 3)
@@ -173,11 +244,17 @@ class Simulator:
                 mean = daily * factor * shares[rank]
                 visits = int(max(0.0, rng.gauss(mean, math.sqrt(mean)) if mean > 0 else 0) + 0.5)
                 if visits:
-                    yield {"type": "web_visits", "account": account, "day": iso_day,
-                           "page": path, "visits": visits}
+                    yield {
+                        "type": "web_visits",
+                        "account": account,
+                        "day": iso_day,
+                        "page": path,
+                        "visits": visits,
+                    }
 
-    def _syncs(self, rng: random.Random, account: str, today: int,
-               trouble: str | None) -> Iterator[dict[str, Any]]:
+    def _syncs(
+        self, rng: random.Random, account: str, today: int, trouble: str | None
+    ) -> Iterator[dict[str, Any]]:
         now = self.now
         hour = rng.randrange(24) * 3600 + rng.randrange(60) * 60
         if trouble == "sync_running_long":  # the latest run began 3 to 6 hours ago
@@ -189,8 +266,7 @@ class Simulator:
             if started > now:
                 break
             run_id = f"{account}-sync-{day_to_iso(day)}"
-            yield {"type": "sync_started", "account": account, "run_id": run_id,
-                   "at": iso(started)}
+            yield {"type": "sync_started", "account": account, "run_id": run_id, "at": iso(started)}
             latest = day == today or started + DAY > now
             if latest and trouble == "sync_running_long":
                 continue  # still running, hours past its usual duration
@@ -199,24 +275,44 @@ class Simulator:
                 continue  # the run of today is under way
             failing = trouble == "sync_failing" and day >= today - 2
             status = "failed" if failing or rng.random() < 0.01 else "success"
-            yield {"type": "sync_finished", "account": account, "run_id": run_id,
-                   "at": iso(finished), "status": status}
+            yield {
+                "type": "sync_finished",
+                "account": account,
+                "run_id": run_id,
+                "at": iso(finished),
+                "status": status,
+            }
 
-    def _privacy(self, rng: random.Random, account: str,
-                 trouble: str | None) -> Iterator[dict[str, Any]]:
+    def _privacy(
+        self, rng: random.Random, account: str, trouble: str | None
+    ) -> Iterator[dict[str, Any]]:
         now = self.now
         requests = rng.choice((0, 0, 1, 1, 2, 3))
         for number in range(requests):
             received = now - rng.uniform(1, self.days) * DAY
             request_id = f"{account}-optout-{number + 1}"
-            yield {"type": "privacy_optout", "account": account, "request_id": request_id,
-                   "received_at": iso(received), "status": "pending"}
+            yield {
+                "type": "privacy_optout",
+                "account": account,
+                "request_id": request_id,
+                "received_at": iso(received),
+                "status": "pending",
+            }
             if received < now - 2 * DAY:
-                yield {"type": "privacy_optout", "account": account, "request_id": request_id,
-                       "received_at": iso(received), "status": "completed"}
+                yield {
+                    "type": "privacy_optout",
+                    "account": account,
+                    "request_id": request_id,
+                    "received_at": iso(received),
+                    "status": "completed",
+                }
         if trouble == "privacy_pending":
             for number in range(rng.randint(1, 4)):
                 received = now - rng.uniform(8, 20) * DAY
-                yield {"type": "privacy_optout", "account": account,
-                       "request_id": f"{account}-optout-open-{number + 1}",
-                       "received_at": iso(received), "status": "pending"}
+                yield {
+                    "type": "privacy_optout",
+                    "account": account,
+                    "request_id": f"{account}-optout-open-{number + 1}",
+                    "received_at": iso(received),
+                    "status": "pending",
+                }

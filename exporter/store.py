@@ -2,8 +2,8 @@
 
 The store keeps facts, not metric values: per-page daily visit counts, sync runs, privacy
 requests, the latest credential check and API-usage snapshot. Metric values are computed from
-them at collection time (:mod:`sysnotify.exporter.series`), so windows such as "the last 7 days" move
-with the clock and a Prometheus restart loses nothing.
+them at collection time (:mod:`sysnotify.exporter.series`), so windows such as "the last 7
+days" move with the clock and a Prometheus restart loses nothing.
 
 Every batch is applied in one ``BEGIN IMMEDIATE`` transaction, whole or not at all, and
 applying the same batch again leaves the facts as they were (upserts keyed on natural keys).
@@ -24,8 +24,16 @@ from typing import Any
 from sysnotify.exporter.events import Event, EventError
 from sysnotify.sqlite import Database, Migration, StoreError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "AccountFacts", "ApplyResult", "BatchRejected",
-           "Migration", "Store", "StoreError"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AccountFacts",
+    "ApplyResult",
+    "BatchRejected",
+    "Migration",
+    "Store",
+    "StoreError",
+]
 
 DAY = 86400
 
@@ -33,7 +41,10 @@ DAY = 86400
 # Append only: a released migration is never edited; a later release adds the next one, and
 # opening an older file applies the missing ones in order, each in its own transaction.
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "accounts, credentials, API usage, web visits, syncs, privacy requests", """
+    Migration(
+        1,
+        "accounts, credentials, API usage, web visits, syncs, privacy requests",
+        """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
         INSERT INTO meta (key, value) VALUES ('version', 0), ('last_event_at', NULL);
         CREATE TABLE accounts (
@@ -86,8 +97,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         CREATE INDEX privacy_pending ON privacy_requests (account, received_at)
             WHERE status = 'pending';
-    """),
-    Migration(2, "daily web-visit totals per account, kept by triggers", """
+    """,
+    ),
+    Migration(
+        2,
+        "daily web-visit totals per account, kept by triggers",
+        """
         CREATE TABLE web_daily (
             account TEXT NOT NULL,
             day INTEGER NOT NULL,
@@ -108,7 +123,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             UPDATE web_daily SET visits = visits - OLD.visits
             WHERE account = OLD.account AND day = OLD.day;
         END;
-    """),
+    """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -155,35 +171,35 @@ class AccountFacts:
 
 _SQL = {
     "account": "INSERT INTO accounts (account, name, last_event_at) VALUES (?, ?, 0) "
-               "ON CONFLICT (account) DO UPDATE SET name = excluded.name",
+    "ON CONFLICT (account) DO UPDATE SET name = excluded.name",
     "credential": "INSERT INTO credentials (account, system, policy, password_changed_at, valid,"
-                  " checked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, system) DO UPDATE"
-                  " SET policy = excluded.policy,"
-                  " password_changed_at = excluded.password_changed_at,"
-                  " valid = excluded.valid, checked_at = excluded.checked_at"
-                  " WHERE excluded.checked_at >= credentials.checked_at",
+    " checked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, system) DO UPDATE"
+    " SET policy = excluded.policy,"
+    " password_changed_at = excluded.password_changed_at,"
+    " valid = excluded.valid, checked_at = excluded.checked_at"
+    " WHERE excluded.checked_at >= credentials.checked_at",
     # Within one daily window the call count only grows, so the largest snapshot wins and an
     # older snapshot arriving late changes nothing; a newer window replaces the snapshot.
     "api_usage": "INSERT INTO api_usage (account, platform, used, daily_limit, window_start)"
-                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, platform) DO UPDATE SET"
-                 " used = CASE WHEN excluded.window_start > api_usage.window_start"
-                 " THEN excluded.used ELSE max(api_usage.used, excluded.used) END,"
-                 " daily_limit = excluded.daily_limit, window_start = excluded.window_start"
-                 " WHERE excluded.window_start >= api_usage.window_start",
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, platform) DO UPDATE SET"
+    " used = CASE WHEN excluded.window_start > api_usage.window_start"
+    " THEN excluded.used ELSE max(api_usage.used, excluded.used) END,"
+    " daily_limit = excluded.daily_limit, window_start = excluded.window_start"
+    " WHERE excluded.window_start >= api_usage.window_start",
     "web_visits": "INSERT INTO web_visits (account, day, page, visits) VALUES (?, ?, ?, ?)"
-                  " ON CONFLICT (account, day, page) DO UPDATE SET visits = excluded.visits"
-                  " WHERE visits != excluded.visits",
+    " ON CONFLICT (account, day, page) DO UPDATE SET visits = excluded.visits"
+    " WHERE visits != excluded.visits",
     "sync_started": "INSERT INTO sync_runs (account, run_id, started_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (account, run_id) DO NOTHING",
+    " ON CONFLICT (account, run_id) DO NOTHING",
     "sync_finished": "UPDATE sync_runs SET finished_at = ?, status = ?"
-                     " WHERE account = ? AND run_id = ? AND finished_at IS NULL",
+    " WHERE account = ? AND run_id = ? AND finished_at IS NULL",
     # A completed request stays completed whatever arrives later; received_at keeps the
     # earliest value seen. Both rules are order-independent, so replays change nothing.
     "privacy_optout": "INSERT INTO privacy_requests (account, request_id, received_at, status)"
-                      " VALUES (?, ?, ?, ?) ON CONFLICT (account, request_id) DO UPDATE SET"
-                      " status = CASE WHEN privacy_requests.status = 'completed'"
-                      " OR excluded.status = 'completed' THEN 'completed' ELSE 'pending' END,"
-                      " received_at = min(privacy_requests.received_at, excluded.received_at)",
+    " VALUES (?, ?, ?, ?) ON CONFLICT (account, request_id) DO UPDATE SET"
+    " status = CASE WHEN privacy_requests.status = 'completed'"
+    " OR excluded.status = 'completed' THEN 'completed' ELSE 'pending' END,"
+    " received_at = min(privacy_requests.received_at, excluded.received_at)",
 }
 
 
@@ -193,15 +209,24 @@ class Store:
     `clock` gives the wall-clock time recorded as "when an event was applied".
     """
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
-                 migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], float] = time.time,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
         """Opens (creating or migrating) the file; `migrations` is for tests of old releases."""
         self.path = str(path)
         self.clock = clock
         # WAL + NORMAL: never corrupts; a power cut (not a crash) may lose the last batches,
         # which the platform sends again (every batch is idempotent).
-        self.db = Database(path, synchronous="NORMAL", busy_timeout_ms=30_000,
-                           row_factory=None, pragmas=(("cache_size", -65536),))
+        self.db = Database(
+            path,
+            synchronous="NORMAL",
+            busy_timeout_ms=30_000,
+            row_factory=None,
+            pragmas=(("cache_size", -65536),),
+        )
         self.migrate(migrations)
 
     # -- connections and schema ------------------------------------------------------------
@@ -224,8 +249,8 @@ class Store:
     def apply(self, events: Sequence[Event]) -> ApplyResult:
         """Applies a validated batch in one transaction, or raises BatchRejected.
 
-        The events must come from :func:`sysnotify.exporter.events.validate_events` with no errors; the
-        error indices of BatchRejected are positions in `events`.
+        The events must come from :func:`sysnotify.exporter.events.validate_events` with no
+        errors; the error indices of BatchRejected are positions in `events`.
         """
         groups: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _SQL}
         first_days: dict[str, int] = {}
@@ -267,8 +292,7 @@ class Store:
                 "UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value"
             ).fetchone()[0]
             if events:
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'",
-                             (applied_at,))
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'", (applied_at,))
         return ApplyResult(
             version=int(version),
             applied=len(events),
@@ -295,11 +319,15 @@ class Store:
                 if started is None:
                     row = conn.execute(lookup, key).fetchone()
                     if row is None:
-                        errors.append(EventError(
-                            index, "run_id",
-                            f"no sync_started for run {event[2][:80]!r} of account "
-                            f"{event[1][:80]!r}, neither in the store nor earlier in this batch",
-                        ))
+                        errors.append(
+                            EventError(
+                                index,
+                                "run_id",
+                                f"no sync_started for run {event[2][:80]!r} of account "
+                                f"{event[1][:80]!r}, neither in the store nor earlier in this "
+                                "batch",
+                            )
+                        )
                         continue
                     started = starts[key] = row[0]
                 if event[3] < started:
@@ -329,8 +357,11 @@ class Store:
         return int(row[0])
 
     def last_event_at(self) -> float | None:
-        row = self.connection().execute(
-            "SELECT value FROM meta WHERE key = 'last_event_at'").fetchone()
+        row = (
+            self.connection()
+            .execute("SELECT value FROM meta WHERE key = 'last_event_at'")
+            .fetchone()
+        )
         return None if row[0] is None else float(row[0])
 
     def account_count(self) -> int:
@@ -353,7 +384,8 @@ class Store:
         # One consistent snapshot across the queries below.
         with self.db.read() as conn:
             for account, name, last_event_at in conn.execute(
-                    "SELECT account, name, last_event_at FROM accounts" + where, args):
+                "SELECT account, name, last_event_at FROM accounts" + where, args
+            ):
                 result[account] = AccountFacts(account, name, last_event_at)
 
             def facts_of(account: str) -> AccountFacts:
@@ -363,58 +395,76 @@ class Store:
                 return found
 
             for account, system, policy, changed, valid, checked in conn.execute(
-                    "SELECT account, system, policy, password_changed_at, valid, checked_at"
-                    " FROM credentials" + where, args):
-                facts_of(account).credentials.append((system, policy, changed, bool(valid),
-                                                      checked))
+                "SELECT account, system, policy, password_changed_at, valid, checked_at"
+                " FROM credentials" + where,
+                args,
+            ):
+                facts_of(account).credentials.append(
+                    (system, policy, changed, bool(valid), checked)
+                )
             for account, platform, used, limit, window_start in conn.execute(
-                    "SELECT account, platform, used, daily_limit, window_start FROM api_usage"
-                    + where, args):
+                "SELECT account, platform, used, daily_limit, window_start FROM api_usage" + where,
+                args,
+            ):
                 facts_of(account).api.append((platform, used, limit, window_start))
             for account, first_day in conn.execute(
-                    "SELECT account, first_day FROM web_accounts" + where, args):
+                "SELECT account, first_day FROM web_accounts" + where, args
+            ):
                 facts_of(account).web_first_day = first_day
             week = today - 7
             for account, *weeks in conn.execute(
-                    "SELECT account,"
-                    " SUM(CASE WHEN day >= ?1 THEN visits ELSE 0 END),"
-                    " SUM(CASE WHEN day >= ?1 - 7 AND day < ?1 THEN visits ELSE 0 END),"
-                    " SUM(CASE WHEN day >= ?1 - 14 AND day < ?1 - 7 THEN visits ELSE 0 END),"
-                    " SUM(CASE WHEN day >= ?1 - 21 AND day < ?1 - 14 THEN visits ELSE 0 END),"
-                    " SUM(CASE WHEN day < ?1 - 21 THEN visits ELSE 0 END)"
-                    " FROM web_daily WHERE day >= ?1 - 28 AND day < ?2"
-                    + and_where.replace("?", "?3") + " GROUP BY account",
-                    (week, today, *args)):
+                "SELECT account,"
+                " SUM(CASE WHEN day >= ?1 THEN visits ELSE 0 END),"
+                " SUM(CASE WHEN day >= ?1 - 7 AND day < ?1 THEN visits ELSE 0 END),"
+                " SUM(CASE WHEN day >= ?1 - 14 AND day < ?1 - 7 THEN visits ELSE 0 END),"
+                " SUM(CASE WHEN day >= ?1 - 21 AND day < ?1 - 14 THEN visits ELSE 0 END),"
+                " SUM(CASE WHEN day < ?1 - 21 THEN visits ELSE 0 END)"
+                " FROM web_daily WHERE day >= ?1 - 28 AND day < ?2"
+                + and_where.replace("?", "?3")
+                + " GROUP BY account",
+                (week, today, *args),
+            ):
                 facts_of(account).web_weeks = tuple(weeks)  # type: ignore[assignment]
             # Driven by web_accounts, each count is a range read of one account's primary-key
             # prefix: about 3x faster than one grouped scan of web_visits.
             for account, pages in conn.execute(
-                    "SELECT a.account, (SELECT COUNT(DISTINCT page) FROM web_visits w"
-                    " WHERE w.account = a.account AND w.day >= ?1 AND w.day < ?2"
-                    " AND w.visits > 0) FROM web_accounts a"
-                    + where.replace("?", "?3").replace("account IN", "a.account IN"),
-                    (week, today, *args)):
+                "SELECT a.account, (SELECT COUNT(DISTINCT page) FROM web_visits w"
+                " WHERE w.account = a.account AND w.day >= ?1 AND w.day < ?2"
+                " AND w.visits > 0) FROM web_accounts a"
+                + where.replace("?", "?3").replace("account IN", "a.account IN"),
+                (week, today, *args),
+            ):
                 facts_of(account).web_pages_last_week = pages
             # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
             for account, started, finished in conn.execute(
-                    "SELECT account, MAX(started_at), finished_at FROM sync_runs"
-                    + where + " GROUP BY account", args):
+                "SELECT account, MAX(started_at), finished_at FROM sync_runs"
+                + where
+                + " GROUP BY account",
+                args,
+            ):
                 found = facts_of(account)
                 found.sync_last_started_at = started
                 found.sync_latest_finished = finished is not None
             for account, finished in conn.execute(
-                    "SELECT account, MAX(finished_at) FROM sync_runs WHERE status = 'success'"
-                    + and_where + " GROUP BY account", args):
+                "SELECT account, MAX(finished_at) FROM sync_runs WHERE status = 'success'"
+                + and_where
+                + " GROUP BY account",
+                args,
+            ):
                 facts_of(account).sync_last_success_at = finished
             for account, finished, duration in conn.execute(
-                    "SELECT account, MAX(finished_at), finished_at - started_at FROM sync_runs"
-                    " WHERE finished_at IS NOT NULL" + and_where + " GROUP BY account", args):
+                "SELECT account, MAX(finished_at), finished_at - started_at FROM sync_runs"
+                " WHERE finished_at IS NOT NULL" + and_where + " GROUP BY account",
+                args,
+            ):
                 found = facts_of(account)
                 found.sync_last_finished_at = finished
                 found.sync_last_duration = duration
             for account, pending, oldest in conn.execute(
-                    "SELECT account, COUNT(*), MIN(received_at) FROM privacy_requests"
-                    " WHERE status = 'pending'" + and_where + " GROUP BY account", args):
+                "SELECT account, COUNT(*), MIN(received_at) FROM privacy_requests"
+                " WHERE status = 'pending'" + and_where + " GROUP BY account",
+                args,
+            ):
                 found = facts_of(account)
                 found.privacy_pending = pending
                 found.privacy_oldest_pending_at = oldest

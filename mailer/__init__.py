@@ -1,1 +1,2 @@
-"""sysnotify mailer: Alertmanager webhooks in, branded emails to each account's administrators out."""
+"""sysnotify mailer: Alertmanager webhooks in, branded emails to each account's administrators
+out."""

@@ -28,26 +28,44 @@ from sysnotify.mailer.store import open_store
 class Mailer:
     """Everything the webhook, the admin API and delivery need, built once per process."""
 
-    def __init__(self, config: MailerConfig, renderer: RendererLike,
-                 sender_factory: Callable[[], SenderLike], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: MailerConfig,
+        renderer: RendererLike,
+        sender_factory: Callable[[], SenderLike],
+        clock: Callable[[], float],
+    ) -> None:
         self.config = config
         self.clock = clock
         self.catalog: Catalog = config.catalog()
         self.store = open_store(config.store)
         self.store.migrate()
         self.renderer = renderer
-        self.intake = Intake(self.store, self.catalog, sender_domain(config.brand),
-                             config.dedup.window_for, config.operators.addresses,
-                             clock)
+        self.intake = Intake(
+            self.store,
+            self.catalog,
+            sender_domain(config.brand),
+            config.dedup.window_for,
+            config.operators.addresses,
+            clock,
+        )
         self.registry_api = Registry(self.store)
         self.registry = registry_for(self.store, self.catalog)
         self.delivering = False
         self.wake_socket = socket_path(config.store.path)
         self.waker = Waker(self.wake_socket)
         self.workers = [
-            DeliveryWorker(self.store, self.catalog, renderer, sender_factory(), config.brand,
-                           config.delivery, config.dedup.state_retention_seconds, clock,
-                           send_budget=2 * config.smtp.timeout_seconds)
+            DeliveryWorker(
+                self.store,
+                self.catalog,
+                renderer,
+                sender_factory(),
+                config.brand,
+                config.delivery,
+                config.dedup.state_retention_seconds,
+                clock,
+                send_budget=2 * config.smtp.timeout_seconds,
+            )
             for _ in range(config.delivery.threads)
         ]
 
@@ -82,9 +100,13 @@ def checked_renderer(config: MailerConfig) -> Renderer:
     return renderer
 
 
-def build_mailer(config: MailerConfig, *, renderer: RendererLike | None = None,
-                 sender_factory: Callable[[], SenderLike] | None = None,
-                 clock: Callable[[], float] = time.time) -> Mailer:
+def build_mailer(
+    config: MailerConfig,
+    *,
+    renderer: RendererLike | None = None,
+    sender_factory: Callable[[], SenderLike] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Mailer:
     """A mailer for `config`; its delivery threads are not started.
 
     :param renderer: default: the config's templates and brand, checked now.
@@ -92,8 +114,12 @@ def build_mailer(config: MailerConfig, *, renderer: RendererLike | None = None,
     :param clock: Unix time source, injectable for tests.
     :raise RenderError: for a broken template; StoreError when the store cannot be opened.
     """
-    return Mailer(config, renderer if renderer is not None else checked_renderer(config),
-                  sender_factory or (lambda: SmtpSender(config.smtp)), clock)
+    return Mailer(
+        config,
+        renderer if renderer is not None else checked_renderer(config),
+        sender_factory or (lambda: SmtpSender(config.smtp)),
+        clock,
+    )
 
 
 def freeze_startup_objects() -> None:

@@ -35,22 +35,78 @@ GENERIC = NotificationKind(
 )
 
 DEFAULT_KINDS: tuple[NotificationKind, ...] = (
-    NotificationKind("credential_expiring", "CredentialExpiringSoon", "credentials",
-                     "credential_expiring", None, False, "Credentials expiring soon"),
-    NotificationKind("credential_expired", "CredentialExpired", "credentials",
-                     "credential_expired", "credentials_updated", True, "Credentials expired"),
-    NotificationKind("api_limit_approaching", "ApiDailyLimitApproaching", "api_limits",
-                     "api_limit_approaching", None, False, "Daily API limit approaching"),
-    NotificationKind("api_limit_reached", "ApiDailyLimitReached", "api_limits",
-                     "api_limit_reached", "api_limit_restored", False, "Daily API limit reached"),
-    NotificationKind("web_visits_dropped", "WebVisitsDropped", "web_visits",
-                     "web_visits_dropped", None, False, "Web visits dropped"),
-    NotificationKind("few_pages_tracked", "FewWebPagesTracked", "web_visits",
-                     "few_pages_tracked", None, False, "Few pages tracked"),
-    NotificationKind("privacy_optout_reminder", "PrivacyOptOutPending", "privacy",
-                     "privacy_optout_reminder", None, False, "Privacy opt-out requests pending"),
-    NotificationKind("data_sync_delayed", "DataSyncDelayed", "sync",
-                     "data_sync_delayed", "data_sync_completed", True, "Data sync delayed"),
+    NotificationKind(
+        "credential_expiring",
+        "CredentialExpiringSoon",
+        "credentials",
+        "credential_expiring",
+        None,
+        False,
+        "Credentials expiring soon",
+    ),
+    NotificationKind(
+        "credential_expired",
+        "CredentialExpired",
+        "credentials",
+        "credential_expired",
+        "credentials_updated",
+        True,
+        "Credentials expired",
+    ),
+    NotificationKind(
+        "api_limit_approaching",
+        "ApiDailyLimitApproaching",
+        "api_limits",
+        "api_limit_approaching",
+        None,
+        False,
+        "Daily API limit approaching",
+    ),
+    NotificationKind(
+        "api_limit_reached",
+        "ApiDailyLimitReached",
+        "api_limits",
+        "api_limit_reached",
+        "api_limit_restored",
+        False,
+        "Daily API limit reached",
+    ),
+    NotificationKind(
+        "web_visits_dropped",
+        "WebVisitsDropped",
+        "web_visits",
+        "web_visits_dropped",
+        None,
+        False,
+        "Web visits dropped",
+    ),
+    NotificationKind(
+        "few_pages_tracked",
+        "FewWebPagesTracked",
+        "web_visits",
+        "few_pages_tracked",
+        None,
+        False,
+        "Few pages tracked",
+    ),
+    NotificationKind(
+        "privacy_optout_reminder",
+        "PrivacyOptOutPending",
+        "privacy",
+        "privacy_optout_reminder",
+        None,
+        False,
+        "Privacy opt-out requests pending",
+    ),
+    NotificationKind(
+        "data_sync_delayed",
+        "DataSyncDelayed",
+        "sync",
+        "data_sync_delayed",
+        "data_sync_completed",
+        True,
+        "Data sync delayed",
+    ),
 )
 
 
@@ -61,8 +117,9 @@ class CatalogError(ValueError):
 class Catalog:
     """Lookup by alertname (unknown ones map to GENERIC) and by catalog name."""
 
-    def __init__(self, kinds: Iterable[NotificationKind] = DEFAULT_KINDS,
-                 generic: NotificationKind = GENERIC) -> None:
+    def __init__(
+        self, kinds: Iterable[NotificationKind] = DEFAULT_KINDS, generic: NotificationKind = GENERIC
+    ) -> None:
         self.generic = generic
         self._by_name = {kind.name: kind for kind in kinds}
         self._by_name[generic.name] = generic

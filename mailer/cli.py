@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     add = actions.add_parser("add", help="add a recipient (or change its categories)")
     add.add_argument("account")
     add.add_argument("address")
-    add.add_argument("--categories", required=True,
-                     help="comma-separated: credentials,api_limits,web_visits,privacy,sync")
+    add.add_argument(
+        "--categories",
+        required=True,
+        help="comma-separated: credentials,api_limits,web_visits,privacy,sync",
+    )
     remove = actions.add_parser("remove", help="remove a recipient (not the primary)")
     remove.add_argument("account")
     remove.add_argument("address")
@@ -58,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
     deliver = commands.add_parser("deliver", help="send every email that is due now, then exit")
     deliver.add_argument(
-        "--watch", action="store_true",
+        "--watch",
+        action="store_true",
         help="keep delivering with delivery.threads threads until SIGTERM or Ctrl-C: the "
-             "delivery process for gunicorn workers configured with delivery.enabled: false")
+        "delivery process for gunicorn workers configured with delivery.enabled: false",
+    )
 
     serve = commands.add_parser("serve", help="run the mailer under gunicorn")
     serve.add_argument("--listen", default=DEFAULT_LISTEN, help=f"default: {DEFAULT_LISTEN}")
@@ -79,8 +84,9 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
     try:
         if args.action == "list":
             for recipient in registry.list(args.account):
-                categories = "all" if recipient.role == "primary" else \
-                    ",".join(recipient.categories)
+                categories = (
+                    "all" if recipient.role == "primary" else ",".join(recipient.categories)
+                )
                 print(f"{recipient.address}\t{recipient.role}\t{categories}")
         elif args.action == "add":
             chosen = [c.strip() for c in args.categories.split(",") if c.strip()]
@@ -122,8 +128,11 @@ def _watch(mailer: Mailer) -> int:
     """
     from sysnotify.mailer.delivery.wakeup import WakeListener
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+    )
     log = logging.getLogger("gunicorn.error")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -131,9 +140,11 @@ def _watch(mailer: Mailer) -> int:
     listener = WakeListener(mailer.wake_socket, mailer.wake_delivery)
     mailer.start_delivery()
     listening = listener.start()
-    log.info("delivering with %d thread(s); %s", len(mailer.workers),
-             f"woken through {mailer.wake_socket}" if listening else
-             "polling only (no wake-up socket)")
+    log.info(
+        "delivering with %d thread(s); %s",
+        len(mailer.workers),
+        f"woken through {mailer.wake_socket}" if listening else "polling only (no wake-up socket)",
+    )
     try:
         stop.wait()
     finally:

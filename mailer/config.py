@@ -80,126 +80,303 @@ _BRAND = Brand(product_name="", sender_address="", console_url="", support_email
 
 # -- the declaration: every key, once ------------------------------------------------------
 
-STORE = Section("store", (
-    Setting("path", FilePath(), required=True,
+STORE = Section(
+    "store",
+    (
+        Setting(
+            "path",
+            FilePath(),
+            required=True,
             meaning="the SQLite database (recipients, alert state, outbox, counters), relative "
-                    "to the config file; every gunicorn worker and the CLI use the same file"),
-))
+            "to the config file; every gunicorn worker and the CLI use the same file",
+        ),
+    ),
+)
 
-WEBHOOK = Section("webhook", (
-    Setting("token", Secret(env=WEBHOOK_TOKEN_ENV, file_key="token_file",
-                            name="webhook token"), required=True,
-            meaning="the bearer token Alertmanager sends (http_config.authorization)"),
-    Setting("max_body_bytes", Integer(minimum=1024), default=1_048_576,
-            meaning="larger requests are answered 413"),
-))
+WEBHOOK = Section(
+    "webhook",
+    (
+        Setting(
+            "token",
+            Secret(env=WEBHOOK_TOKEN_ENV, file_key="token_file", name="webhook token"),
+            required=True,
+            meaning="the bearer token Alertmanager sends (http_config.authorization)",
+        ),
+        Setting(
+            "max_body_bytes",
+            Integer(minimum=1024),
+            default=1_048_576,
+            meaning="larger requests are answered 413",
+        ),
+    ),
+)
 
-ADMIN = Section("admin", (
-    Setting("token", Secret(env=ADMIN_TOKEN_ENV, file_key="token_file", name="admin token"),
-            meaning="the admin API's bearer token; without one the admin API answers 403"),
-))
+ADMIN = Section(
+    "admin",
+    (
+        Setting(
+            "token",
+            Secret(env=ADMIN_TOKEN_ENV, file_key="token_file", name="admin token"),
+            meaning="the admin API's bearer token; without one the admin API answers 403",
+        ),
+    ),
+)
 
-SMTP = Section("smtp", (
-    Setting("host", Text(), required=True, meaning="the SMTP server (relay or submission)"),
-    Setting("port", Integer(minimum=1, maximum=65535), default=587, meaning="its port"),
-    Setting("security", Choice(SMTP_SECURITY), default="starttls",
-            meaning="starttls, tls (implicit TLS, usually port 465) or none"),
-    Setting("username", Text(), meaning="enables AUTH; then a password is required"),
-    Setting("password", Secret(env=SMTP_PASSWORD_ENV, file_key="password_file",
-                               name="smtp password"),
-            meaning="the SMTP password (with a username)"),
-    Setting("timeout", Duration(minimum=0.1), default="30s", attribute="timeout_seconds",
-            meaning="socket timeout of every SMTP command"),
-    Setting("noop_after", Duration(), default="30s", attribute="noop_after_seconds",
-            meaning="an idle connection is checked with NOOP before reuse after this long"),
-    Setting("verify_tls", Flag(), default=True,
-            meaning="verify the server's TLS certificate and host name"),
-))
+SMTP = Section(
+    "smtp",
+    (
+        Setting("host", Text(), required=True, meaning="the SMTP server (relay or submission)"),
+        Setting("port", Integer(minimum=1, maximum=65535), default=587, meaning="its port"),
+        Setting(
+            "security",
+            Choice(SMTP_SECURITY),
+            default="starttls",
+            meaning="starttls, tls (implicit TLS, usually port 465) or none",
+        ),
+        Setting("username", Text(), meaning="enables AUTH; then a password is required"),
+        Setting(
+            "password",
+            Secret(env=SMTP_PASSWORD_ENV, file_key="password_file", name="smtp password"),
+            meaning="the SMTP password (with a username)",
+        ),
+        Setting(
+            "timeout",
+            Duration(minimum=0.1),
+            default="30s",
+            attribute="timeout_seconds",
+            meaning="socket timeout of every SMTP command",
+        ),
+        Setting(
+            "noop_after",
+            Duration(),
+            default="30s",
+            attribute="noop_after_seconds",
+            meaning="an idle connection is checked with NOOP before reuse after this long",
+        ),
+        Setting(
+            "verify_tls",
+            Flag(),
+            default=True,
+            meaning="verify the server's TLS certificate and host name",
+        ),
+    ),
+)
 
-DELIVERY = Section("delivery", (
-    Setting("enabled", Flag(), default=True,
+DELIVERY = Section(
+    "delivery",
+    (
+        Setting(
+            "enabled",
+            Flag(),
+            default=True,
             meaning="run delivery threads in each gunicorn worker; false when a separate "
-                    "`sysnotify-mailer deliver --watch` process sends"),
-    Setting("threads", Integer(minimum=1, maximum=16), default=1,
-            meaning="delivery threads per worker, each with its own SMTP connection"),
-    Setting("claim_batch", Integer(minimum=1, maximum=500), default=10,
-            meaning="due emails a delivery thread claims in one transaction"),
-    Setting("poll_interval", Duration(minimum=0.01), default="1s",
+            "`sysnotify-mailer deliver --watch` process sends",
+        ),
+        Setting(
+            "threads",
+            Integer(minimum=1, maximum=16),
+            default=1,
+            meaning="delivery threads per worker, each with its own SMTP connection",
+        ),
+        Setting(
+            "claim_batch",
+            Integer(minimum=1, maximum=500),
+            default=10,
+            meaning="due emails a delivery thread claims in one transaction",
+        ),
+        Setting(
+            "poll_interval",
+            Duration(minimum=0.01),
+            default="1s",
             attribute="poll_interval_seconds",
-            meaning="how often an idle delivery thread looks for due emails"),
-    Setting("lease", Duration(minimum=1.0), default="120s", attribute="lease_seconds",
+            meaning="how often an idle delivery thread looks for due emails",
+        ),
+        Setting(
+            "lease",
+            Duration(minimum=1.0),
+            default="120s",
+            attribute="lease_seconds",
             meaning="how long a claimed email is reserved for its thread; more than twice "
-                    "smtp.timeout"),
-    Setting("max_attempts", Integer(minimum=1), default=12,
-            meaning="attempts before an email is failed"),
-    Setting("max_age", Duration(minimum=1.0), default="24h", attribute="max_age_seconds",
-            meaning="an email still unsent this long after it was queued is failed"),
-    Setting("backoff_initial", Duration(minimum=0.01), default="5s",
+            "smtp.timeout",
+        ),
+        Setting(
+            "max_attempts",
+            Integer(minimum=1),
+            default=12,
+            meaning="attempts before an email is failed",
+        ),
+        Setting(
+            "max_age",
+            Duration(minimum=1.0),
+            default="24h",
+            attribute="max_age_seconds",
+            meaning="an email still unsent this long after it was queued is failed",
+        ),
+        Setting(
+            "backoff_initial",
+            Duration(minimum=0.01),
+            default="5s",
             attribute="backoff_initial_seconds",
-            meaning="first retry delay; doubles per attempt, with jitter"),
-    Setting("backoff_max", Duration(minimum=0.01), default="15m",
-            attribute="backoff_max_seconds", meaning="longest retry delay"),
-))
+            meaning="first retry delay; doubles per attempt, with jitter",
+        ),
+        Setting(
+            "backoff_max",
+            Duration(minimum=0.01),
+            default="15m",
+            attribute="backoff_max_seconds",
+            meaning="longest retry delay",
+        ),
+    ),
+)
 
-DEDUP = Section("dedup", (
-    Setting("duplicate_window", Duration(minimum=1.0), default="1h",
+DEDUP = Section(
+    "dedup",
+    (
+        Setting(
+            "duplicate_window",
+            Duration(minimum=1.0),
+            default="1h",
             attribute="duplicate_window_seconds",
             meaning="a payload repeating what was emailed less than this long ago sends "
-                    "nothing; shorter than the smallest repeat_interval"),
-    Setting("receiver_windows", MapOf(Duration(minimum=1.0)), default={},
+            "nothing; shorter than the smallest repeat_interval",
+        ),
+        Setting(
+            "receiver_windows",
+            MapOf(Duration(minimum=1.0)),
+            default={},
             meaning="the duplicate window per Alertmanager receiver name, for receivers whose "
-                    "routes repeat faster (the operators' Watchdog)"),
-    Setting("state_retention", Duration(minimum=60.0), default="30d",
+            "routes repeat faster (the operators' Watchdog)",
+        ),
+        Setting(
+            "state_retention",
+            Duration(minimum=60.0),
+            default="30d",
             attribute="state_retention_seconds",
             meaning="alert state not seen this long is forgotten; longer than the longest "
-                    "repeat_interval"),
-))
+            "repeat_interval",
+        ),
+    ),
+)
 
-OPERATORS = Section("operators", (
-    Setting("addresses", ListOf(EmailAddress()), default=[],
-            meaning="who receives the pipeline's own alerts (/operators/webhook)"),
-))
+OPERATORS = Section(
+    "operators",
+    (
+        Setting(
+            "addresses",
+            ListOf(EmailAddress()),
+            default=[],
+            meaning="who receives the pipeline's own alerts (/operators/webhook)",
+        ),
+    ),
+)
 
-NOTIFICATIONS = Section("notifications", (
-    Setting("send_recovery", MapOf(Flag()), default={}, shown_default="catalog",
-            meaning="recovery emails on or off per notification (defaults: mailer/catalog.py)"),
-))
+NOTIFICATIONS = Section(
+    "notifications",
+    (
+        Setting(
+            "send_recovery",
+            MapOf(Flag()),
+            default={},
+            shown_default="catalog",
+            meaning="recovery emails on or off per notification (defaults: mailer/catalog.py)",
+        ),
+    ),
+)
 
-BRAND = Section("brand", required=True, entries=(
-    Setting("product_name", Text(), required=True,
-            meaning="the product name in subjects and the layout"),
-    Setting("sender_address", EmailAddress(), required=True,
-            meaning="the no-reply From address; its domain is used in Message-IDs"),
-    Setting("console_url", Url(), required=True,
-            meaning="base URL of the console; links are built from it and console_paths"),
-    Setting("support_email", EmailAddress(), required=True,
-            meaning="where readers get help"),
-    Setting("logo_url", Url(optional=True), default=_BRAND.logo_url,
-            meaning="absolute URL of the logo image"),
-    Setting("sender_name", Text(), default=_BRAND.sender_name, shown_default="product_name",
-            meaning="the From display name"),
-    Setting("company_name", Text(), default=_BRAND.company_name,
-            meaning="company name in the footer"),
-    Setting("primary_color", Colour(), default=_BRAND.primary_color, meaning="colour"),
-    Setting("accent_color", Colour(), default=_BRAND.accent_color, meaning="colour"),
-    Setting("background_color", Colour(), default=_BRAND.background_color, meaning="colour"),
-    Setting("text_color", Colour(), default=_BRAND.text_color, meaning="colour"),
-    Setting("footer_text", Text(), default=_BRAND.footer_text,
-            meaning="footer sentence saying why the reader receives the email"),
-    Setting("console_paths", MapOf(Text()), default=dict(_BRAND.console_paths),
+BRAND = Section(
+    "brand",
+    required=True,
+    entries=(
+        Setting(
+            "product_name",
+            Text(),
+            required=True,
+            meaning="the product name in subjects and the layout",
+        ),
+        Setting(
+            "sender_address",
+            EmailAddress(),
+            required=True,
+            meaning="the no-reply From address; its domain is used in Message-IDs",
+        ),
+        Setting(
+            "console_url",
+            Url(),
+            required=True,
+            meaning="base URL of the console; links are built from it and console_paths",
+        ),
+        Setting("support_email", EmailAddress(), required=True, meaning="where readers get help"),
+        Setting(
+            "logo_url",
+            Url(optional=True),
+            default=_BRAND.logo_url,
+            meaning="absolute URL of the logo image",
+        ),
+        Setting(
+            "sender_name",
+            Text(),
+            default=_BRAND.sender_name,
+            shown_default="product_name",
+            meaning="the From display name",
+        ),
+        Setting(
+            "company_name",
+            Text(),
+            default=_BRAND.company_name,
+            meaning="company name in the footer",
+        ),
+        Setting("primary_color", Colour(), default=_BRAND.primary_color, meaning="colour"),
+        Setting("accent_color", Colour(), default=_BRAND.accent_color, meaning="colour"),
+        Setting("background_color", Colour(), default=_BRAND.background_color, meaning="colour"),
+        Setting("text_color", Colour(), default=_BRAND.text_color, meaning="colour"),
+        Setting(
+            "footer_text",
+            Text(),
+            default=_BRAND.footer_text,
+            meaning="footer sentence saying why the reader receives the email",
+        ),
+        Setting(
+            "console_paths",
+            MapOf(Text()),
+            default=dict(_BRAND.console_paths),
             meaning="console paths by purpose: credentials, integrations, web_tag, privacy, "
-                    "sync, notifications"),
-    Setting("logo_width", Integer(minimum=1, maximum=2000), default=_BRAND.logo_width,
-            meaning="the logo's width in pixels"),
-    Setting("logo_height", Integer(minimum=1, maximum=2000), default=_BRAND.logo_height,
-            meaning="the logo's height in pixels"),
-))
+            "sync, notifications",
+        ),
+        Setting(
+            "logo_width",
+            Integer(minimum=1, maximum=2000),
+            default=_BRAND.logo_width,
+            meaning="the logo's width in pixels",
+        ),
+        Setting(
+            "logo_height",
+            Integer(minimum=1, maximum=2000),
+            default=_BRAND.logo_height,
+            meaning="the logo's height in pixels",
+        ),
+    ),
+)
 
-MAILER = Section("", (
-    STORE, WEBHOOK, ADMIN, SMTP, DELIVERY, DEDUP, OPERATORS, NOTIFICATIONS, BRAND,
-    Setting("templates_dir", Directory(), shown_default="built-in",
-            meaning="another template directory, relative to the config file"),
-))
+MAILER = Section(
+    "",
+    (
+        STORE,
+        WEBHOOK,
+        ADMIN,
+        SMTP,
+        DELIVERY,
+        DEDUP,
+        OPERATORS,
+        NOTIFICATIONS,
+        BRAND,
+        Setting(
+            "templates_dir",
+            Directory(),
+            shown_default="built-in",
+            meaning="another template directory, relative to the config file",
+        ),
+    ),
+)
 
 # -- the dataclasses the mailer uses; defaults from the declaration ------------------------
 
@@ -279,14 +456,22 @@ class MailerConfig:
 
 # The section behind each dataclass (tests check that their fields and defaults agree).
 DATACLASSES: tuple[tuple[Section, type], ...] = (
-    (STORE, StoreConfig), (WEBHOOK, WebhookConfig), (ADMIN, AdminConfig), (SMTP, SmtpConfig),
-    (DELIVERY, DeliveryConfig), (DEDUP, DedupConfig), (OPERATORS, OperatorsConfig),
+    (STORE, StoreConfig),
+    (WEBHOOK, WebhookConfig),
+    (ADMIN, AdminConfig),
+    (SMTP, SmtpConfig),
+    (DELIVERY, DeliveryConfig),
+    (DEDUP, DedupConfig),
+    (OPERATORS, OperatorsConfig),
     (BRAND, Brand),
 )
 
 
-def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None,
-                require_webhook_token: bool = True) -> MailerConfig:
+def load_config(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    require_webhook_token: bool = True,
+) -> MailerConfig:
     """Reads and validates the config file and secrets.
 
     :param path: the YAML file; defaults to $SYSNOTIFY_MAILER_CONFIG.
@@ -301,13 +486,17 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
             raise ConfigError([f"{CONFIG_ENV} is not set: point it at the mailer's YAML config"])
     path = Path(path)
     raw = settings.read_yaml(path, ConfigError)
-    return config_from_mapping(raw, env, base_dir=path.parent,
-                               require_webhook_token=require_webhook_token)
+    return config_from_mapping(
+        raw, env, base_dir=path.parent, require_webhook_token=require_webhook_token
+    )
 
 
-def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None,
-                        base_dir: Path | None = None,
-                        require_webhook_token: bool = True) -> MailerConfig:
+def config_from_mapping(
+    raw: Any,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    require_webhook_token: bool = True,
+) -> MailerConfig:
     """Validates an already-parsed config mapping (the YAML document)."""
     env = os.environ if env is None else env
     waived = () if require_webhook_token else ("webhook.token",)
@@ -334,11 +523,15 @@ def _check_across_settings(values: dict[str, Any], problems: list[str]) -> None:
     """What no single key can say about itself."""
     smtp, delivery, dedup = values["smtp"], values["delivery"], values["dedup"]
     if smtp["username"] and smtp["password"] is None:
-        problems.append(f"smtp.username is set but no password: set {SMTP_PASSWORD_ENV}, "
-                        f"{SMTP_PASSWORD_ENV}_FILE or smtp.password_file")
+        problems.append(
+            f"smtp.username is set but no password: set {SMTP_PASSWORD_ENV}, "
+            f"{SMTP_PASSWORD_ENV}_FILE or smtp.password_file"
+        )
     if delivery["lease_seconds"] <= smtp["timeout_seconds"] * 2:
-        problems.append("delivery.lease: must be more than twice smtp.timeout, or another "
-                        "worker may reclaim an email while it is being sent")
+        problems.append(
+            "delivery.lease: must be more than twice smtp.timeout, or another "
+            "worker may reclaim an email while it is being sent"
+        )
     if dedup["state_retention_seconds"] <= dedup["duplicate_window_seconds"]:
         problems.append("dedup.state_retention: must be longer than dedup.duplicate_window")
     try:

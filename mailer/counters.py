@@ -28,8 +28,20 @@ LATENCY_SUM = "delivery_latency_sum"
 LATENCY_COUNT = "delivery_latency_count"
 
 # Bucket bounds of the delivery latency histogram, in seconds (received → SMTP accepted).
-LATENCY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-                                      900.0, 3600.0)
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
 
 
 def latency_bucket_label(latency: float, bounds: Sequence[float]) -> str:

@@ -30,22 +30,62 @@ log = logging.getLogger("gunicorn.error")
 
 # (counter name, metric name without _total, HELP, label name, label values always shown)
 _COUNTERS = (
-    (counters.WEBHOOK_REQUESTS, "sysnotify_mailer_webhook_requests",
-     "Webhook answers by HTTP status.", "code", ()),
-    (counters.NOTIFICATIONS_RECEIVED, "sysnotify_mailer_notifications_received",
-     "Alerts received in webhook payloads.", "notification", None),
-    (counters.NOTIFICATIONS_DEDUPLICATED, "sysnotify_mailer_notifications_deduplicated",
-     "Alerts that were re-deliveries and sent nothing.", "notification", None),
-    (counters.EMAILS_QUEUED, "sysnotify_mailer_emails_queued",
-     "Emails written to the outbox.", "notification", None),
-    (counters.EMAILS_SENT, "sysnotify_mailer_emails_sent",
-     "Emails accepted by the SMTP server.", "notification", None),
-    (counters.EMAILS_FAILED, "sysnotify_mailer_emails_failed",
-     "Emails given up on (permanent SMTP failure or attempts exhausted).", "notification", None),
-    (counters.EMAILS_UNDELIVERABLE, "sysnotify_mailer_emails_undeliverable",
-     "Notifications for an account with no recipients.", "notification", None),
-    (counters.SMTP_ERRORS, "sysnotify_mailer_smtp_errors",
-     "Failed SMTP attempts.", "kind", ("transient", "permanent")),
+    (
+        counters.WEBHOOK_REQUESTS,
+        "sysnotify_mailer_webhook_requests",
+        "Webhook answers by HTTP status.",
+        "code",
+        (),
+    ),
+    (
+        counters.NOTIFICATIONS_RECEIVED,
+        "sysnotify_mailer_notifications_received",
+        "Alerts received in webhook payloads.",
+        "notification",
+        None,
+    ),
+    (
+        counters.NOTIFICATIONS_DEDUPLICATED,
+        "sysnotify_mailer_notifications_deduplicated",
+        "Alerts that were re-deliveries and sent nothing.",
+        "notification",
+        None,
+    ),
+    (
+        counters.EMAILS_QUEUED,
+        "sysnotify_mailer_emails_queued",
+        "Emails written to the outbox.",
+        "notification",
+        None,
+    ),
+    (
+        counters.EMAILS_SENT,
+        "sysnotify_mailer_emails_sent",
+        "Emails accepted by the SMTP server.",
+        "notification",
+        None,
+    ),
+    (
+        counters.EMAILS_FAILED,
+        "sysnotify_mailer_emails_failed",
+        "Emails given up on (permanent SMTP failure or attempts exhausted).",
+        "notification",
+        None,
+    ),
+    (
+        counters.EMAILS_UNDELIVERABLE,
+        "sysnotify_mailer_emails_undeliverable",
+        "Notifications for an account with no recipients.",
+        "notification",
+        None,
+    ),
+    (
+        counters.SMTP_ERRORS,
+        "sysnotify_mailer_smtp_errors",
+        "Failed SMTP attempts.",
+        "kind",
+        ("transient", "permanent"),
+    ),
 )
 
 
@@ -73,10 +113,15 @@ class MailerCollector(Collector):
                 family.add_metric([label], value)
             yield family
 
-        yield GaugeMetricFamily("sysnotify_mailer_outbox_pending_emails",
-                                "Emails waiting to be sent.", value=snapshot.pending_emails)
-        oldest = GaugeMetricFamily("sysnotify_mailer_outbox_oldest_pending_timestamp_seconds",
-                                   "When the oldest waiting email was queued.")
+        yield GaugeMetricFamily(
+            "sysnotify_mailer_outbox_pending_emails",
+            "Emails waiting to be sent.",
+            value=snapshot.pending_emails,
+        )
+        oldest = GaugeMetricFamily(
+            "sysnotify_mailer_outbox_oldest_pending_timestamp_seconds",
+            "When the oldest waiting email was queued.",
+        )
         if snapshot.oldest_pending_queued_at is not None:
             oldest.add_metric([], snapshot.oldest_pending_queued_at)
         yield oldest

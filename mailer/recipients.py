@@ -59,8 +59,9 @@ def validate_address(address: object) -> str:
     if "<" in address or ">" in address or " " in address.strip():
         raise RecipientError(f"address {address!r}: give the bare address, without a display name")
     try:
-        return validate_email(address.strip(), check_deliverability=False,
-                              allow_display_name=False).normalized
+        return validate_email(
+            address.strip(), check_deliverability=False, allow_display_name=False
+        ).normalized
     except EmailNotValidError as error:
         raise RecipientError(f"address {address!r} is not valid: {error}") from None
 
@@ -70,12 +71,15 @@ def validate_categories(categories: Iterable[object]) -> tuple[str, ...]:
     names = list(categories)
     unknown = [str(c) for c in names if c not in CATEGORIES]
     if unknown:
-        raise RecipientError(f"unknown categories: {', '.join(unknown)} "
-                             f"(known: {', '.join(CATEGORIES)})")
+        raise RecipientError(
+            f"unknown categories: {', '.join(unknown)} (known: {', '.join(CATEGORIES)})"
+        )
     chosen = tuple(c for c in CATEGORIES if c in names)
     if not chosen:
-        raise RecipientError(f"choose at least one category ({', '.join(CATEGORIES)}); "
-                             "a recipient without categories would receive nothing")
+        raise RecipientError(
+            f"choose at least one category ({', '.join(CATEGORIES)}); "
+            "a recipient without categories would receive nothing"
+        )
     return chosen
 
 
@@ -102,8 +106,10 @@ class Registry:
         chosen = validate_categories(categories)
         with self.store.change_recipients() as tx:
             if tx.role_of(account, address) == "primary":
-                raise RecipientError(f"{address} is the primary administrator of {account} and "
-                                     "already receives every notification")
+                raise RecipientError(
+                    f"{address} is the primary administrator of {account} and "
+                    "already receives every notification"
+                )
             tx.put_subscriber(account, address, chosen, time.time())
         return RegisteredRecipient(account, address, "subscriber", chosen)
 
@@ -118,7 +124,8 @@ class Registry:
             if role == "primary":
                 raise RecipientError(
                     f"{address} is the primary administrator of {account} and cannot be "
-                    "removed; make someone else primary first (set-primary), then remove it")
+                    "removed; make someone else primary first (set-primary), then remove it"
+                )
             tx.delete(account, address)
 
     def set_primary(self, account: str, address: str) -> RegisteredRecipient:

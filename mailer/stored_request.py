@@ -36,20 +36,32 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
     }
 
 
-def dumps(*, audience: str, notification: str, phase: str, account: str, account_name: str,
-          alerts: Sequence[Alert], recipient: Recipient, generated_at: float) -> str:
+def dumps(
+    *,
+    audience: str,
+    notification: str,
+    phase: str,
+    account: str,
+    account_name: str,
+    alerts: Sequence[Alert],
+    recipient: Recipient,
+    generated_at: float,
+) -> str:
     """The JSON text stored in the outbox row."""
-    return json.dumps({
-        "format": FORMAT,
-        "audience": audience,
-        "notification": notification,
-        "phase": phase,
-        "account": account,
-        "account_name": account_name,
-        "alerts": [_alert_json(a) for a in alerts],
-        "recipient": {"address": recipient.address, "role": recipient.role},
-        "generated_at": format_time(datetime.fromtimestamp(generated_at, UTC)),
-    }, sort_keys=True)
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "audience": audience,
+            "notification": notification,
+            "phase": phase,
+            "account": account,
+            "account_name": account_name,
+            "alerts": [_alert_json(a) for a in alerts],
+            "recipient": {"address": recipient.address, "role": recipient.role},
+            "generated_at": format_time(datetime.fromtimestamp(generated_at, UTC)),
+        },
+        sort_keys=True,
+    )
 
 
 def _required(data: Mapping[str, Any], key: str, where: str = "") -> Any:
@@ -71,15 +83,17 @@ def email_request(data: Mapping[str, Any], catalog: Catalog) -> EmailRequest:
         for index, alert in enumerate(_required(data, "alerts")):
             labels = dict(alert.get("labels") or {})
             ends_at = alert.get("endsAt")
-            alerts.append(AlertView(
-                alertname=labels.get("alertname", ""),
-                status=alert.get("status", "firing"),
-                labels=labels,
-                annotations=dict(alert.get("annotations") or {}),
-                starts_at=parse_time(_required(alert, "startsAt", f"alerts[{index}].")),
-                ends_at=parse_time(ends_at) if ends_at else None,
-                fingerprint=alert.get("fingerprint", ""),
-            ))
+            alerts.append(
+                AlertView(
+                    alertname=labels.get("alertname", ""),
+                    status=alert.get("status", "firing"),
+                    labels=labels,
+                    annotations=dict(alert.get("annotations") or {}),
+                    starts_at=parse_time(_required(alert, "startsAt", f"alerts[{index}].")),
+                    ends_at=parse_time(ends_at) if ends_at else None,
+                    fingerprint=alert.get("fingerprint", ""),
+                )
+            )
         recipient = _required(data, "recipient")
         return EmailRequest(
             notification=kind,
@@ -87,8 +101,9 @@ def email_request(data: Mapping[str, Any], catalog: Catalog) -> EmailRequest:
             account=data.get("account", ""),
             account_name=data.get("account_name") or data.get("account", ""),
             alerts=tuple(alerts),
-            recipient=Recipient(_required(recipient, "address", "recipient."),
-                                recipient.get("role", "subscriber")),
+            recipient=Recipient(
+                _required(recipient, "address", "recipient."), recipient.get("role", "subscriber")
+            ),
             generated_at=parse_time(_required(data, "generated_at")),
         )
     except (AttributeError, TypeError, ValueError) as error:

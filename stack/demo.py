@@ -23,13 +23,23 @@ from stack import scenario
 from stack.local import BIN, LocalStack, Ports
 from stack.process import free_port
 
-PREFERRED = {"exporter": 9730, "mailer": 9731, "prometheus": 9090, "alertmanager": 9093,
-             "smtp": 2525, "inbox": 8025}
+PREFERRED = {
+    "exporter": 9730,
+    "mailer": 9731,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "smtp": 2525,
+    "inbox": 8025,
+}
 # Emails the story sends before and after its fixes: one per recipient of each notification.
-EXPECTED_PROBLEMS = sum(len(scenario.expected_recipients(acct, category))
-                        for (acct, _), category in scenario.PROBLEMS.items())
-EXPECTED_RECOVERIES = sum(len(scenario.expected_recipients(acct, category))
-                          for (acct, _), category in scenario.RECOVERIES.items())
+EXPECTED_PROBLEMS = sum(
+    len(scenario.expected_recipients(acct, category))
+    for (acct, _), category in scenario.PROBLEMS.items()
+)
+EXPECTED_RECOVERIES = sum(
+    len(scenario.expected_recipients(acct, category))
+    for (acct, _), category in scenario.RECOVERIES.items()
+)
 
 
 def _port(preferred: int) -> int:
@@ -50,14 +60,15 @@ def say(message: str) -> None:
 
 def banner(stack: LocalStack) -> None:
     mailer = stack.url("mailer")
-    print(f"""
+    print(
+        f"""
 sysnotify demo is running (working directory: {stack.workdir})
 
-  inbox (emails received)   {stack.url('inbox')}/
+  inbox (emails received)   {stack.url("inbox")}/
   email previews            {mailer}/preview/
-  Prometheus alerts         {stack.url('prometheus')}/alerts
-  Alertmanager              {stack.url('alertmanager')}/#/alerts
-  exporter metrics          {stack.url('exporter')}/metrics
+  Prometheus alerts         {stack.url("prometheus")}/alerts
+  Alertmanager              {stack.url("alertmanager")}/#/alerts
+  exporter metrics          {stack.url("exporter")}/metrics
   mailer metrics            {mailer}/metrics
   .eml files                {stack.maildir}
   logs                      {stack.workdir}/*.log
@@ -66,7 +77,9 @@ Tokens for trying the APIs yourself:
   ingest (exporter)  {stack.tokens.ingest}
   admin (mailer)     {stack.tokens.admin}
 Press Ctrl-C to stop every process.
-""", flush=True)
+""",
+        flush=True,
+    )
 
 
 def post_background(stack: LocalStack, accounts: int) -> None:
@@ -75,9 +88,20 @@ def post_background(stack: LocalStack, accounts: int) -> None:
     if accounts <= 0:
         return
     subprocess.run(
-        [str(BIN / "sysnotify-exporter"), "simulate", "--accounts", str(accounts), "--seed", "7",
-         "--post", stack.url("exporter"), "--token", stack.tokens.ingest],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            str(BIN / "sysnotify-exporter"),
+            "simulate",
+            "--accounts",
+            str(accounts),
+            "--seed",
+            "7",
+            "--post",
+            stack.url("exporter"),
+            "--token",
+            stack.tokens.ingest,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     say(f"posted {accounts} simulated background accounts")
 
@@ -93,20 +117,23 @@ class Reporter:
     def poll(self) -> None:
         for alert in self.stack.firing_alerts():
             labels = alert["labels"]
-            key = (labels["alertname"], labels.get("account", ""), labels.get("system", "")
-                   or labels.get("platform", ""), alert["state"])
+            key = (
+                labels["alertname"],
+                labels.get("account", ""),
+                labels.get("system", "") or labels.get("platform", ""),
+                alert["state"],
+            )
             if key not in self.alerts_seen:
                 self.alerts_seen.add(key)
                 where = " ".join(k for k in key[1:3] if k)
                 say(f"alert {key[0]} {where} is {alert['state']}")
         mails = self.stack.mails()
-        for mail in mails[self.mails_seen:]:
+        for mail in mails[self.mails_seen :]:
             say(f"email to {', '.join(mail.rcpt_tos)}: {mail.subject}")
         self.mails_seen = len(mails)
 
     def customer_mails(self, phase: str) -> int:
-        return sum(1 for m in self.stack.customer_mails()
-                   if m.header("X-Sysnotify-Phase") == phase)
+        return sum(1 for m in self.stack.customer_mails() if m.header("X-Sysnotify-Phase") == phase)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,13 +147,21 @@ def run(args: argparse.Namespace) -> int:
         banner(stack)
         stack.add_recipients(scenario.ACCOUNTS)
         say(f"registered recipients of {len(scenario.ACCOUNTS)} accounts")
-        stack.amtool("silence", "add", f"account={scenario.SILENCED_ACCOUNT}",
-                     "--comment=site maintenance", "--author=demo", "--duration=3m")
+        stack.amtool(
+            "silence",
+            "add",
+            f"account={scenario.SILENCED_ACCOUNT}",
+            "--comment=site maintenance",
+            "--author=demo",
+            "--duration=3m",
+        )
         say(f"silenced {scenario.SILENCED_ACCOUNT} for 3 minutes (site maintenance)")
         post_background(stack, args.background_accounts)
         stack.post_events(scenario.trouble_events(datetime.now(UTC)))
-        say("posted the story's facts: expiring and failing credentials, API limits, a drop in "
-            "web visits, pending opt-outs, a stalled sync")
+        say(
+            "posted the story's facts: expiring and failing credentials, API limits, a drop in "
+            "web visits, pending opt-outs, a stalled sync"
+        )
         reporter = Reporter(stack)
         deadline = time.monotonic() + args.timeout
         while reporter.customer_mails("problem") < EXPECTED_PROBLEMS:
@@ -145,8 +180,10 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             time.sleep(2)
         reporter.poll()
-        say("recovery emails arrived. The silence on Stark ends within 3 minutes, releasing "
-            "its email.")
+        say(
+            "recovery emails arrived. The silence on Stark ends within 3 minutes, releasing "
+            "its email."
+        )
         if args.exit_when_done:
             return 0
         try:
@@ -161,12 +198,21 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="run/demo", help="where state, logs and mail go")
-    parser.add_argument("--background-accounts", type=int, default=20,
-                        help="simulated accounts without recipients (default 20)")
-    parser.add_argument("--timeout", type=float, default=600,
-                        help="seconds to wait for the story's emails (default 600)")
-    parser.add_argument("--exit-when-done", action="store_true",
-                        help="stop once the recovery emails arrived")
+    parser.add_argument(
+        "--background-accounts",
+        type=int,
+        default=20,
+        help="simulated accounts without recipients (default 20)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="seconds to wait for the story's emails (default 600)",
+    )
+    parser.add_argument(
+        "--exit-when-done", action="store_true", help="stop once the recovery emails arrived"
+    )
     try:
         return run(parser.parse_args(argv))
     except KeyboardInterrupt:

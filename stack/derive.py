@@ -51,8 +51,15 @@ WEBHOOK_TOKEN_FILE = Path("secrets") / "webhook-token"
 Scaling = Callable[[float], float]
 """Maps a duration in seconds to the derived duration in seconds."""
 
-_UNITS = {"y": 365 * 86400.0, "w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0,
-          "s": 1.0, "ms": 0.001}
+_UNITS = {
+    "y": 365 * 86400.0,
+    "w": 7 * 86400.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 0.001,
+}
 _DURATION = re.compile(r"^(?:(\d+)(ms|y|w|d|h|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
 # A range selector or subquery in PromQL: [5m], [1h30m], [30m:1m].
@@ -244,8 +251,9 @@ def _scale_route(route: dict[str, Any], scale: Scaling, always_active: bool) -> 
         _scale_route(child, scale, always_active)
 
 
-def _check_all_used(addresses: Mapping[str, str], used: set[str], where: str,
-                    ignore: set[str] | None = None) -> None:
+def _check_all_used(
+    addresses: Mapping[str, str], used: set[str], where: str, ignore: set[str] | None = None
+) -> None:
     unknown = sorted(set(addresses) - used - (ignore or set()))
     if unknown:
         raise DeriveError(f"{where}: no target or URL uses {', '.join(unknown)}")
@@ -263,8 +271,9 @@ def local_addresses(**ports: int) -> dict[str, str]:
     """
     unknown = sorted(set(ports) - set(SHIPPED_ADDRESSES))
     if unknown:
-        raise DeriveError(f"unknown services {', '.join(unknown)}; "
-                          f"known: {', '.join(SHIPPED_ADDRESSES)}")
+        raise DeriveError(
+            f"unknown services {', '.join(unknown)}; known: {', '.join(SHIPPED_ADDRESSES)}"
+        )
     return {SHIPPED_ADDRESSES[name]: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
@@ -314,10 +323,12 @@ def write_stack(
     }
     if not rule_documents:
         raise DeriveError(f"{rules_dir}: no rule files (*.yml)")
-    prometheus = derive_prometheus(load_yaml(prometheus_config), addresses,
-                                   list(rule_documents), scale)
-    alertmanager = derive_alertmanager(load_yaml(alertmanager_config), addresses, scale,
-                                       always_active)
+    prometheus = derive_prometheus(
+        load_yaml(prometheus_config), addresses, list(rule_documents), scale
+    )
+    alertmanager = derive_alertmanager(
+        load_yaml(alertmanager_config), addresses, scale, always_active
+    )
 
     rules_out.mkdir(parents=True, exist_ok=True)
     for path, document in rule_documents.items():
@@ -330,8 +341,9 @@ def write_stack(
     token_path.parent.mkdir(parents=True, exist_ok=True)
     token_path.write_text(webhook_token.strip() + "\n")
     token_path.chmod(0o600)
-    return DerivedConfigs(prometheus_path, alertmanager_path, tuple(rule_documents),
-                          tuple(alertmanager_args(scale)))
+    return DerivedConfigs(
+        prometheus_path, alertmanager_path, tuple(rule_documents), tuple(alertmanager_args(scale))
+    )
 
 
 class _Dumper(yaml.SafeDumper):

@@ -136,17 +136,25 @@ class LocalStack:
             self._start_inbox()
         self._start(
             "exporter",
-            [str(BIN / "sysnotify-exporter"), "serve",
-             "--listen", f"127.0.0.1:{self.ports.exporter}",
-             "--db", str(self.workdir / "exporter.db")],
+            [
+                str(BIN / "sysnotify-exporter"),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{self.ports.exporter}",
+                "--db",
+                str(self.workdir / "exporter.db"),
+            ],
             env={"SYSNOTIFY_INGEST_TOKEN": self.tokens.ingest},
             ready=http_ready(self.url("exporter") + "/healthz"),
         )
         mailer_config = self._write_mailer_config()
         self._start(
             "mailer",
-            mailer_argv(bind_address("127.0.0.1", self.ports.mailer), self.mailer_workers,
-                        ("--graceful-timeout", "5")),
+            mailer_argv(
+                bind_address("127.0.0.1", self.ports.mailer),
+                self.mailer_workers,
+                ("--graceful-timeout", "5"),
+            ),
             env={
                 "SYSNOTIFY_MAILER_CONFIG": str(mailer_config),
                 "SYSNOTIFY_WEBHOOK_TOKEN": self.tokens.webhook,
@@ -154,16 +162,22 @@ class LocalStack:
             },
             ready=http_ready(self.url("mailer") + "/readyz"),
         )
-        am = servers.alertmanager(configs.alertmanager, self.workdir, port=self.ports.alertmanager,
-                                  extra_args=configs.alertmanager_args)
+        am = servers.alertmanager(
+            configs.alertmanager,
+            self.workdir,
+            port=self.ports.alertmanager,
+            extra_args=configs.alertmanager_args,
+        )
         self.services["alertmanager"] = am.start()
         prom = servers.prometheus(configs.prometheus, self.workdir, port=self.ports.prometheus)
         self.services["prometheus"] = prom.start()
 
-    def _start(self, name: str, argv: list[str], env: dict[str, str],
-               ready: Callable[[], bool]) -> None:
-        service = Service(name, argv, self.workdir / f"{name}.log", ready=ready, env=env,
-                          ready_timeout=60)
+    def _start(
+        self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[], bool]
+    ) -> None:
+        service = Service(
+            name, argv, self.workdir / f"{name}.log", ready=ready, env=env, ready_timeout=60
+        )
         self.services[name] = service.start()
 
     def _start_inbox(self) -> None:
@@ -171,17 +185,21 @@ class LocalStack:
 
         from werkzeug.serving import make_server
 
-        self._inbox_server = make_server("127.0.0.1", self.ports.inbox,
-                                         create_inbox_app(self.maildir))
+        self._inbox_server = make_server(
+            "127.0.0.1", self.ports.inbox, create_inbox_app(self.maildir)
+        )
         threading.Thread(target=self._inbox_server.serve_forever, daemon=True).start()
 
     def _write_mailer_config(self) -> Path:
         config = {
             "store": {"path": str(self.workdir / "mailer.db")},
-            "smtp": {"host": "127.0.0.1", "port": self.ports.smtp, "security": "none",
-                     "timeout": "10s"},
-            "delivery": {"poll_interval": "200ms", "backoff_initial": "1s",
-                         "backoff_max": "5s"},
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": self.ports.smtp,
+                "security": "none",
+                "timeout": "10s",
+            },
+            "delivery": {"poll_interval": "200ms", "backoff_initial": "1s", "backoff_max": "5s"},
             "dedup": {"duplicate_window": self.duplicate_window},
             "operators": {"addresses": list(self.operator_addresses)},
             "brand": dict(DEMO_BRAND),
@@ -214,13 +232,14 @@ class LocalStack:
         for start in range(0, len(events), batch_size):
             response = requests.post(
                 self.url("exporter") + "/api/v1/events",
-                json={"events": list(events[start:start + batch_size])},
+                json={"events": list(events[start : start + batch_size])},
                 headers={"Authorization": f"Bearer {self.tokens.ingest}"},
                 timeout=30,
             )
             if response.status_code // 100 != 2:
                 raise RuntimeError(
-                    f"ingest answered {response.status_code}: {response.text[:2000]}")
+                    f"ingest answered {response.status_code}: {response.text[:2000]}"
+                )
 
     def add_recipients(self, accounts: Iterable[DemoAccount]) -> None:
         """Registers each account's primary administrator and subscribers via the admin API."""
@@ -228,19 +247,27 @@ class LocalStack:
         base = self.url("mailer") + "/api/v1/accounts"
         for acct in accounts:
             calls: list[tuple[str, str, dict[str, Any]]] = [
-                ("put", f"{base}/{acct.account}/primary", {"address": acct.primary})]
-            calls += [("post", f"{base}/{acct.account}/recipients",
-                       {"address": m.address, "categories": list(m.categories)})
-                      for m in acct.subscribers]
+                ("put", f"{base}/{acct.account}/primary", {"address": acct.primary})
+            ]
+            calls += [
+                (
+                    "post",
+                    f"{base}/{acct.account}/recipients",
+                    {"address": m.address, "categories": list(m.categories)},
+                )
+                for m in acct.subscribers
+            ]
             for method, url, body in calls:
                 response = requests.request(method, url, json=body, headers=headers, timeout=10)
                 if response.status_code // 100 != 2:
-                    raise RuntimeError(f"{method.upper()} {url}: {response.status_code} "
-                                       f"{response.text[:500]}")
+                    raise RuntimeError(
+                        f"{method.upper()} {url}: {response.status_code} {response.text[:500]}"
+                    )
 
     def query(self, promql: str) -> list[dict[str, Any]]:
-        response = requests.get(self.url("prometheus") + "/api/v1/query",
-                                params={"query": promql}, timeout=10)
+        response = requests.get(
+            self.url("prometheus") + "/api/v1/query", params={"query": promql}, timeout=10
+        )
         response.raise_for_status()
         return list(response.json()["data"]["result"])
 
@@ -260,11 +287,11 @@ class LocalStack:
         return self.sink.messages()
 
     def customer_mails(self) -> list[ReceivedMail]:
-        return [m for m in self.mails()
-                if not set(m.rcpt_tos) & set(self.operator_addresses)]
+        return [m for m in self.mails() if not set(m.rcpt_tos) & set(self.operator_addresses)]
 
-    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str,
-                 interval: float = 0.5) -> Any:
+    def wait_for(
+        self, condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5
+    ) -> Any:
         """Polls `condition` until it returns something truthy; else TimeoutError naming `what`."""
         deadline = time.monotonic() + timeout
         while True:
@@ -272,20 +299,30 @@ class LocalStack:
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                                   f"mails so far: {[m.subject for m in self.mails()]}")
+                raise TimeoutError(
+                    f"timed out after {timeout:.0f}s waiting for {what}; "
+                    f"mails so far: {[m.subject for m in self.mails()]}"
+                )
             time.sleep(interval)
 
     def amtool(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [servers.binaries.require("amtool"), f"--alertmanager.url={self.url('alertmanager')}",
-             *args],
-            capture_output=True, text=True, timeout=30, check=True,
+            [
+                servers.binaries.require("amtool"),
+                f"--alertmanager.url={self.url('alertmanager')}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
 
     def mailer_metrics(self) -> str:
         return requests.get(self.url("mailer") + "/metrics", timeout=10).text
 
     def describe(self) -> str:
-        return json.dumps({name: self.url(name) for name in
-                           ("exporter", "mailer", "prometheus", "alertmanager")}, indent=2)
+        return json.dumps(
+            {name: self.url(name) for name in ("exporter", "mailer", "prometheus", "alertmanager")},
+            indent=2,
+        )

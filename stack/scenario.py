@@ -48,35 +48,69 @@ class DemoAccount:
 
 
 ACCOUNTS: tuple[DemoAccount, ...] = (
-    DemoAccount("acc-northwind", "Northwind Traders", "admin@northwind.example", (
-        Member("crm-team@northwind.example", ("credentials",)),
-        Member("marketing@northwind.example", ("web_visits",)),
-    )),
-    DemoAccount("acc-contoso", "Contoso Ltd", "it-admin@contoso.example", (
-        Member("ops@contoso.example", ("credentials", "sync")),
-        Member("privacy@contoso.example", ("privacy",)),
-    )),
-    DemoAccount("acc-fabrikam", "Fabrikam, Inc.", "owner@fabrikam.example", (
-        Member("integrations@fabrikam.example", ("api_limits", "sync")),
-    )),
-    DemoAccount("acc-globex", "Globex Corporation", "admin@globex.example", (
-        Member("web@globex.example", ("web_visits",)),
-        Member("crm@globex.example", ("credentials",)),
-    )),
-    DemoAccount("acc-initech", "Initech", "admin@initech.example", (
-        Member("dpo@initech.example", ("privacy",)),
-        Member("sales-ops@initech.example", ("credentials", "api_limits")),
-    )),
-    DemoAccount("acc-umbrella", "Umbrella Corp", "admin@umbrella.example", (
-        Member("data@umbrella.example", ("sync",)),
-        Member("web@umbrella.example", ("web_visits",)),
-    )),
-    DemoAccount("acc-wayne", "Wayne Enterprises", "admin@wayne.example", (
-        Member("crm@wayne.example", ("credentials",)),
-    )),
-    DemoAccount("acc-stark", "Stark Industries", "admin@stark.example", (
-        Member("crm@stark.example", ("credentials",)),
-    )),
+    DemoAccount(
+        "acc-northwind",
+        "Northwind Traders",
+        "admin@northwind.example",
+        (
+            Member("crm-team@northwind.example", ("credentials",)),
+            Member("marketing@northwind.example", ("web_visits",)),
+        ),
+    ),
+    DemoAccount(
+        "acc-contoso",
+        "Contoso Ltd",
+        "it-admin@contoso.example",
+        (
+            Member("ops@contoso.example", ("credentials", "sync")),
+            Member("privacy@contoso.example", ("privacy",)),
+        ),
+    ),
+    DemoAccount(
+        "acc-fabrikam",
+        "Fabrikam, Inc.",
+        "owner@fabrikam.example",
+        (Member("integrations@fabrikam.example", ("api_limits", "sync")),),
+    ),
+    DemoAccount(
+        "acc-globex",
+        "Globex Corporation",
+        "admin@globex.example",
+        (
+            Member("web@globex.example", ("web_visits",)),
+            Member("crm@globex.example", ("credentials",)),
+        ),
+    ),
+    DemoAccount(
+        "acc-initech",
+        "Initech",
+        "admin@initech.example",
+        (
+            Member("dpo@initech.example", ("privacy",)),
+            Member("sales-ops@initech.example", ("credentials", "api_limits")),
+        ),
+    ),
+    DemoAccount(
+        "acc-umbrella",
+        "Umbrella Corp",
+        "admin@umbrella.example",
+        (
+            Member("data@umbrella.example", ("sync",)),
+            Member("web@umbrella.example", ("web_visits",)),
+        ),
+    ),
+    DemoAccount(
+        "acc-wayne",
+        "Wayne Enterprises",
+        "admin@wayne.example",
+        (Member("crm@wayne.example", ("credentials",)),),
+    ),
+    DemoAccount(
+        "acc-stark",
+        "Stark Industries",
+        "admin@stark.example",
+        (Member("crm@stark.example", ("credentials",)),),
+    ),
 )
 
 # Alerts an operator silences before they fire (site maintenance): see tests/e2e and the demo.
@@ -105,6 +139,7 @@ RECOVERIES: dict[tuple[str, str], str] = {
     ("acc-umbrella", "data_sync_delayed"): "sync",
 }
 
+
 def expected_recipients(account_id: str, category: str) -> set[str]:
     """The primary administrator and the subscribers of `category`."""
     acct = account(account_id)
@@ -116,18 +151,33 @@ def _healthy_baseline(acct: DemoAccount, now: datetime, with_web: bool = True) -
     events: list[Event] = [{"type": "account", "account": acct.account, "name": acct.name}]
     run = f"{acct.account}-baseline"
     events += [
-        {"type": "sync_started", "account": acct.account, "run_id": run,
-         "at": iso(now - timedelta(hours=20))},
-        {"type": "sync_finished", "account": acct.account, "run_id": run,
-         "at": iso(now - timedelta(hours=19)), "status": "success"},
+        {
+            "type": "sync_started",
+            "account": acct.account,
+            "run_id": run,
+            "at": iso(now - timedelta(hours=20)),
+        },
+        {
+            "type": "sync_finished",
+            "account": acct.account,
+            "run_id": run,
+            "at": iso(now - timedelta(hours=19)),
+            "status": "success",
+        },
     ]
     if with_web:
         events += web_visits(acct.account, now, pages=8, weekly_norm=1400, last_week=1400)
     return events
 
 
-def web_visits(account_id: str, now: datetime, pages: int, weekly_norm: int,
-               last_week: int, last_week_pages: int | None = None) -> list[Event]:
+def web_visits(
+    account_id: str,
+    now: datetime,
+    pages: int,
+    weekly_norm: int,
+    last_week: int,
+    last_week_pages: int | None = None,
+) -> list[Event]:
     """Daily per-page visits for the 35 days before today: 4 weeks at the norm, then last week."""
     today = now.astimezone(UTC).date()
     events: list[Event] = []
@@ -140,8 +190,15 @@ def web_visits(account_id: str, now: datetime, pages: int, weekly_norm: int,
         for page in range(active):
             visits = per_page + (1 if page < rest else 0)
             if visits:
-                events.append({"type": "web_visits", "account": account_id, "day": day.isoformat(),
-                               "page": f"/page-{page}", "visits": visits})
+                events.append(
+                    {
+                        "type": "web_visits",
+                        "account": account_id,
+                        "day": day.isoformat(),
+                        "page": f"/page-{page}",
+                        "visits": visits,
+                    }
+                )
     return events
 
 
@@ -153,10 +210,17 @@ def trouble_events(now: datetime) -> list[Event]:
         # earlier one, but pages without a later count would keep their healthy numbers.
         events += _healthy_baseline(acct, now, with_web=acct.account != "acc-globex")
 
-    def credential(acct: str, system: str, policy: str, changed_days_ago: float | None,
-                   valid: bool) -> Event:
-        event: Event = {"type": "credential", "account": acct, "system": system, "policy": policy,
-                        "valid": valid, "checked_at": iso(now - timedelta(minutes=5))}
+    def credential(
+        acct: str, system: str, policy: str, changed_days_ago: float | None, valid: bool
+    ) -> Event:
+        event: Event = {
+            "type": "credential",
+            "account": acct,
+            "system": system,
+            "policy": policy,
+            "valid": valid,
+            "checked_at": iso(now - timedelta(minutes=5)),
+        }
         if changed_days_ago is not None:
             event["password_changed_at"] = iso(now - timedelta(days=changed_days_ago))
         return event
@@ -180,38 +244,80 @@ def trouble_events(now: datetime) -> list[Event]:
     # Fabrikam: HubSpot allowance used up (sync stops), Pardot at 95 %.
     window = iso(now.replace(hour=0, minute=0, second=0, microsecond=0))
     events += [
-        {"type": "api_usage", "account": "acc-fabrikam", "platform": "hubspot",
-         "used": 250_000, "limit": 250_000, "window_start": window},
-        {"type": "api_usage", "account": "acc-fabrikam", "platform": "pardot",
-         "used": 95_000, "limit": 100_000, "window_start": window},
+        {
+            "type": "api_usage",
+            "account": "acc-fabrikam",
+            "platform": "hubspot",
+            "used": 250_000,
+            "limit": 250_000,
+            "window_start": window,
+        },
+        {
+            "type": "api_usage",
+            "account": "acc-fabrikam",
+            "platform": "pardot",
+            "used": 95_000,
+            "limit": 100_000,
+            "window_start": window,
+        },
     ]
     # ...and its HubSpot sync has stalled at the limit: held back by ApiDailyLimitReached.
-    events.append({"type": "sync_started", "account": "acc-fabrikam", "run_id": "fabrikam-today",
-                   "at": iso(now - timedelta(hours=8))})
+    events.append(
+        {
+            "type": "sync_started",
+            "account": "acc-fabrikam",
+            "run_id": "fabrikam-today",
+            "at": iso(now - timedelta(hours=8)),
+        }
+    )
     # Wayne: the Salesforce password would expire in 5 days, but its check already fails:
     # CredentialExpired holds back CredentialExpiringSoon for the same system.
     events.append(credential("acc-wayne", "salesforce", "expire_90_days", 85, False))
     # Stark: a failing Eloqua check, silenced by an operator.
     events.append(credential("acc-stark", "eloqua", "expire_90_days", 10, False))
     # Globex: the web tag sees a fifth of its norm, on 3 pages only.
-    events += web_visits("acc-globex", now, pages=8, weekly_norm=1400, last_week=280,
-                         last_week_pages=3)
+    events += web_visits(
+        "acc-globex", now, pages=8, weekly_norm=1400, last_week=280, last_week_pages=3
+    )
     # Initech: four opt-out requests waiting, the oldest for 9 days.
     for n, days_ago in enumerate((9, 6, 2, 1)):
-        events.append({"type": "privacy_optout", "account": "acc-initech",
-                       "request_id": f"optout-{n}", "status": "pending",
-                       "received_at": iso(now - timedelta(days=days_ago))})
+        events.append(
+            {
+                "type": "privacy_optout",
+                "account": "acc-initech",
+                "request_id": f"optout-{n}",
+                "status": "pending",
+                "received_at": iso(now - timedelta(days=days_ago)),
+            }
+        )
     # Umbrella: today's sync has been running for 7 hours.
-    events.append({"type": "sync_started", "account": "acc-umbrella", "run_id": "umbrella-today",
-                   "at": iso(now - timedelta(hours=7))})
+    events.append(
+        {
+            "type": "sync_started",
+            "account": "acc-umbrella",
+            "run_id": "umbrella-today",
+            "at": iso(now - timedelta(hours=7)),
+        }
+    )
     return events
 
 
 def recovery_events(now: datetime) -> list[Event]:
     """Facts that fix the problems whose recovery has an email."""
     return [
-        {"type": "credential", "account": "acc-contoso", "system": "marketo",
-         "policy": "no_rotation", "valid": True, "checked_at": iso(now)},
-        {"type": "sync_finished", "account": "acc-umbrella", "run_id": "umbrella-today",
-         "at": iso(now), "status": "success"},
+        {
+            "type": "credential",
+            "account": "acc-contoso",
+            "system": "marketo",
+            "policy": "no_rotation",
+            "valid": True,
+            "checked_at": iso(now),
+        },
+        {
+            "type": "sync_finished",
+            "account": "acc-umbrella",
+            "run_id": "umbrella-today",
+            "at": iso(now),
+            "status": "success",
+        },
     ]

@@ -50,8 +50,10 @@ def alertmanager(
     """An Alertmanager Service (not yet started); gossip only when `cluster_port` is given."""
     port = port or free_port()
     cluster = (
-        [f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-         f"--cluster.advertise-address=127.0.0.1:{cluster_port}"]
+        [
+            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+            f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
+        ]
         + [f"--cluster.peer={peer}" for peer in peers]
         if cluster_port
         else ["--cluster.listen-address="]

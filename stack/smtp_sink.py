@@ -90,8 +90,13 @@ class _DeepBacklogController(Controller):
     notifier opens one per email) would be refused and retried instead of received."""
 
     def _create_server(self):  # type: ignore[no-untyped-def]
-        return self.loop.create_server(self._factory_invoker, host=self.hostname,
-                                       port=self.port, ssl=self.ssl_context, backlog=4096)
+        return self.loop.create_server(
+            self._factory_invoker,
+            host=self.hostname,
+            port=self.port,
+            ssl=self.ssl_context,
+            backlog=4096,
+        )
 
 
 class MailSink:
@@ -108,8 +113,7 @@ class MailSink:
     def start(self) -> MailSink:
         # A fresh Controller per start: a stopped one has closed its event loop, and tests
         # stop and start the sink on the same port to simulate an SMTP outage.
-        self._controller = _DeepBacklogController(self._handler, hostname=self.host,
-                                                  port=self.port)
+        self._controller = _DeepBacklogController(self._handler, hostname=self.host, port=self.port)
         self._controller.start()
         return self
 
@@ -179,11 +183,14 @@ def create_inbox_app(maildir: Path) -> Any:
         for mail in read_maildir(maildir):
             if mail.number == number:
                 # Served as its own document inside a sandboxed iframe: the email is untrusted.
-                return mail.part("text/html"), 200, {
-                    "Content-Type": "text/html; charset=utf-8",
-                    "Content-Security-Policy":
-                        "default-src 'none'; img-src * data:; style-src 'unsafe-inline'",
-                }
+                return (
+                    mail.part("text/html"),
+                    200,
+                    {
+                        "Content-Type": "text/html; charset=utf-8",
+                        "Content-Security-Policy": "default-src 'none'; img-src * data:; style-src 'unsafe-inline'",
+                    },
+                )
         abort(404)
 
     return app

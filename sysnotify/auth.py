@@ -24,8 +24,7 @@ class BearerCheck(Enum):
         return _CHALLENGE_ERRORS.get(self)
 
 
-_CHALLENGE_ERRORS = {BearerCheck.MALFORMED: "invalid_request",
-                     BearerCheck.WRONG: "invalid_token"}
+_CHALLENGE_ERRORS = {BearerCheck.MALFORMED: "invalid_request", BearerCheck.WRONG: "invalid_token"}
 
 
 def check_bearer_token(expected: str | None) -> BearerCheck:

@@ -33,12 +33,18 @@ def mailer_argv(listen: str, workers: int, options: Sequence[str] = ()) -> list[
     :param listen: gunicorn's `--bind`, HOST:PORT (bind_address builds one).
     :param options: further gunicorn options, e.g. `("--graceful-timeout", "5")`.
     """
-    return [gunicorn_executable(), "--bind", listen, "--workers", str(workers), *options,
-            MAILER_APP]
+    return [
+        gunicorn_executable(),
+        "--bind",
+        listen,
+        "--workers",
+        str(workers),
+        *options,
+        MAILER_APP,
+    ]
 
 
-def exporter_settings(host: str, port: int, *, threads: int,
-                      access_log: bool) -> dict[str, Any]:
+def exporter_settings(host: str, port: int, *, threads: int, access_log: bool) -> dict[str, Any]:
     """gunicorn settings of the embedded exporter server: one gthread worker, because the
     exposition cache and the ingest counters live in the process, and `threads` threads."""
     return {

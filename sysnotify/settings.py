@@ -274,8 +274,9 @@ class ListOf(Kind):
     def convert(self, value: Any, key: str, reader: Reader) -> Any:
         if not isinstance(value, list):
             raise Invalid("must be a list")
-        converted = (reader.convert(self.items, item, f"{key}[{index}]")
-                     for index, item in enumerate(value))
+        converted = (
+            reader.convert(self.items, item, f"{key}[{index}]") for index, item in enumerate(value)
+        )
         return tuple(item for item in converted if item is not _INVALID)
 
 
@@ -392,8 +393,9 @@ class Section:
         setting = self.setting(field_name)
         default = setting.default_value()
         if isinstance(default, dict | list):
-            return dataclasses.field(default_factory=lambda: type(default)(default),
-                                     repr=not setting.secret)
+            return dataclasses.field(
+                default_factory=lambda: type(default)(default), repr=not setting.secret
+            )
         return dataclasses.field(default=default, repr=not setting.secret)
 
     def yaml_keys(self) -> list[str]:
@@ -453,8 +455,9 @@ def dataclass_mismatches(section: Section, cls: type, extra: Collection[str] = (
         # A required setting has no default, or None where its service checks it later.
         allowed = (dataclasses.MISSING, None) if setting.required else (setting.default_value(),)
         if default not in allowed:
-            problems.append(f"{cls.__name__}.{name} defaults to {default!r}, declared "
-                            f"{allowed[0]!r}")
+            problems.append(
+                f"{cls.__name__}.{name} defaults to {default!r}, declared {allowed[0]!r}"
+            )
         if field.repr == setting.secret:
             problems.append(f"{cls.__name__}.{name}: repr must be {not setting.secret}")
     return problems
@@ -473,8 +476,12 @@ class Reader:
         later, or does not need them).
     """
 
-    def __init__(self, env: Mapping[str, str] | None = None, base_dir: Path | None = None,
-                 waived: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        base_dir: Path | None = None,
+        waived: Collection[str] = (),
+    ) -> None:
         self.env: Mapping[str, str] = env or {}
         self.base_dir = base_dir
         self.waived = frozenset(waived)
@@ -523,9 +530,13 @@ class Reader:
         known = section.yaml_keys()
         unknown = sorted(set(map(str, raw)) - set(known))
         if unknown:
-            self.problems.append(section.unknown.format(
-                where=path or "top level", unknown=", ".join(unknown),
-                known=", ".join(sorted(known))))
+            self.problems.append(
+                section.unknown.format(
+                    where=path or "top level",
+                    unknown=", ".join(unknown),
+                    known=", ".join(sorted(known)),
+                )
+            )
         return values
 
     def _setting(self, setting: Setting, value: Any, path: str) -> Any:
@@ -537,8 +548,9 @@ class Reader:
         converted = self.convert(setting.kind, value, key)
         return setting.default_value() if converted is _INVALID else converted
 
-    def _secret(self, setting: Setting, secret: Secret, raw: Mapping[str, Any],
-                path: str) -> str | None:
+    def _secret(
+        self, setting: Setting, secret: Secret, raw: Mapping[str, Any], path: str
+    ) -> str | None:
         key, file_key = _join(path, setting.key), _join(path, secret.file_key)
         file_env = f"{secret.env}_FILE"
         value: Any = None

@@ -60,15 +60,24 @@ class Database:
         the fastest for bulk reads.
     """
 
-    def __init__(self, path: Path | str, *, synchronous: str, busy_timeout_ms: int,
-                 pragmas: Sequence[tuple[str, str | int]] = (),
-                 row_factory: type[sqlite3.Row] | None = sqlite3.Row) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: str,
+        busy_timeout_ms: int,
+        pragmas: Sequence[tuple[str, str | int]] = (),
+        row_factory: type[sqlite3.Row] | None = sqlite3.Row,
+    ) -> None:
         self.path = Path(path)
         self.row_factory = row_factory
         self.busy_timeout_ms = busy_timeout_ms
         self._pragmas: tuple[tuple[str, str | int], ...] = (
-            ("busy_timeout", busy_timeout_ms), ("journal_mode", "WAL"),
-            ("synchronous", synchronous), *pragmas)
+            ("busy_timeout", busy_timeout_ms),
+            ("journal_mode", "WAL"),
+            ("synchronous", synchronous),
+            *pragmas,
+        )
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -85,8 +94,12 @@ class Database:
         if conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout_ms / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 conn.row_factory = self.row_factory
                 for name, value in self._pragmas:
                     conn.execute(f"PRAGMA {name} = {value}")
@@ -124,8 +137,10 @@ class Database:
         """
         conn = self.connection()
         if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
-            raise StoreError(f"begin write transaction: another thread held the store "
-                             f"for more than {self.busy_timeout_ms / 1000:.0f}s")
+            raise StoreError(
+                f"begin write transaction: another thread held the store "
+                f"for more than {self.busy_timeout_ms / 1000:.0f}s"
+            )
         try:
             yield from self._transaction(conn)
         finally:
@@ -197,8 +212,10 @@ class Database:
         newest = migrations[-1].version if migrations else 0
         current = self.schema_version()
         if current > newest:
-            raise StoreError(f"{self.path} has schema version {current}, newer than this "
-                             f"release's {newest}{'; ' + too_new if too_new else ''}")
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this "
+                f"release's {newest}{'; ' + too_new if too_new else ''}"
+            )
         for migration in migrations:
             if migration.version <= current:
                 continue

@@ -25,8 +25,9 @@ from sysnotify.exporter.web.responses import json_response
 from sysnotify.exporter.web.state import EXTENSION, ExporterState
 
 
-def create_app(config: ExporterConfig, store: Store | None = None,
-               clock: Callable[[], float] = time.time) -> Flask:
+def create_app(
+    config: ExporterConfig, store: Store | None = None, clock: Callable[[], float] = time.time
+) -> Flask:
     """The exporter app; `store` and `clock` are injectable for tests.
 
     :raise ValueError: when neither `store` nor `config.db` is given.
@@ -40,8 +41,9 @@ def create_app(config: ExporterConfig, store: Store | None = None,
     cache = ExpositionCache(store, clock)
     registry = CollectorRegistry()
     SelfCollector(stats, lambda: (cache.store_up, cache.last_duration), registry=registry)
-    app.extensions[EXTENSION] = ExporterState(config=config, store=store, cache=cache,
-                                              stats=stats, registry=registry, clock=clock)
+    app.extensions[EXTENSION] = ExporterState(
+        config=config, store=store, cache=cache, stats=stats, registry=registry, clock=clock
+    )
     app.register_blueprint(ingest.bp)
     app.register_blueprint(health.bp)
     app.register_error_handler(404, _http_error)

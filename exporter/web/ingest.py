@@ -61,24 +61,32 @@ def ingest() -> Response:
         result = exporter.store.apply(events)
     except BatchRejected as rejected:
         stats.rejected("invalid", len(objs))
-        return json_response(422, {"error": f"{len(rejected.errors)} problem(s); nothing applied",
-                                   "errors": [e.as_dict() for e in rejected.errors]})
+        return json_response(
+            422,
+            {
+                "error": f"{len(rejected.errors)} problem(s); nothing applied",
+                "errors": [e.as_dict() for e in rejected.errors],
+            },
+        )
     except StoreError:
         log.exception("applying a batch of %d events failed", len(events))
-        return json_response(503, {"error": "the fact store is unavailable; retry later"},
-                             {"Retry-After": "5"})
+        return json_response(
+            503, {"error": "the fact store is unavailable; retry later"}, {"Retry-After": "5"}
+        )
     exporter.cache.note_applied(result)
     stats.applied(result.by_type)
     exporter.prune_once_a_day()
-    return json_response(200, {"applied": result.applied, "by_type": result.by_type,
-                               "version": result.version})
+    return json_response(
+        200, {"applied": result.applied, "by_type": result.by_type, "version": result.version}
+    )
 
 
 def _unauthorized(stats: IngestStats, error: str | None) -> Response:
     stats.rejected("auth")
     challenge = CHALLENGE if error is None else f'{CHALLENGE}, error="{error}"'
-    return json_response(401, {"error": "a valid bearer token is required"},
-                         {"WWW-Authenticate": challenge})
+    return json_response(
+        401, {"error": "a valid bearer token is required"}, {"WWW-Authenticate": challenge}
+    )
 
 
 def _bad_request(stats: IngestStats, message: str) -> Response:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response
 
 
-def json_response(status: int, body: dict[str, Any],
-                  headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers=headers)
+def json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)

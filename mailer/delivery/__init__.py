@@ -1,1 +1,2 @@
-"""From the outbox to an SMTP server: the queue, the worker, the message, the SMTP client, wake-ups."""
+"""From the outbox to an SMTP server: the queue, the worker, the message, the SMTP client and
+the wake-ups."""

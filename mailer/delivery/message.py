@@ -69,9 +69,15 @@ def message_id(notification_key: str, recipient: str, domain: str) -> str:
     return f"<{digest[:40]}@{domain}>"
 
 
-def build_message(rendered: RenderedEmail, brand: Brand, recipient: str, msg_id: str,
-                  thread_ids: Sequence[str], date: datetime,
-                  extra_headers: Mapping[str, str] | None = None) -> OutgoingMessage:
+def build_message(
+    rendered: RenderedEmail,
+    brand: Brand,
+    recipient: str,
+    msg_id: str,
+    thread_ids: Sequence[str],
+    date: datetime,
+    extra_headers: Mapping[str, str] | None = None,
+) -> OutgoingMessage:
     """The message as it goes to the SMTP server.
 
     :raise ValueError: naming the header when a value cannot be used (a malformed address,
@@ -102,12 +108,18 @@ def build_message(rendered: RenderedEmail, brand: Brand, recipient: str, msg_id:
     boundary = _boundary(msg_id, text, html)
     headers.append("MIME-Version: 1.0")
     headers.append(f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"')
-    data = CRLF.join((
-        CRLF.join(headers), "",
-        f"--{boundary}", text,
-        f"--{boundary}", html,
-        f"--{boundary}--", "",
-    ))
+    data = CRLF.join(
+        (
+            CRLF.join(headers),
+            "",
+            f"--{boundary}",
+            text,
+            f"--{boundary}",
+            html,
+            f"--{boundary}--",
+            "",
+        )
+    )
     smtputf8 = not recipient.isascii()
     return OutgoingMessage(data.encode("utf-8" if smtputf8 else "ascii"), smtputf8)
 
@@ -162,17 +174,19 @@ def _part(content_type: str, body: str) -> str:
     """One body part: its two headers, a blank line and the encoded body (CRLF lines)."""
     if "\r" in body:
         body = _LINE_BREAK.sub("\n", body)
-    if body.isascii() and "\0" not in body and \
-            max(map(len, body.split("\n"))) <= LONGEST_LINE:
+    if body.isascii() and "\0" not in body and max(map(len, body.split("\n"))) <= LONGEST_LINE:
         encoding, payload = "7bit", body.replace("\n", CRLF)
     else:
         encoding = "quoted-printable"
         # Encoded with LF line ends (the only breaks left), then every LF, hard or soft
         # (after "="), becomes CRLF.
-        payload = binascii.b2a_qp(body.encode("utf-8"),
-                                  istext=True).decode("ascii").replace("\n", CRLF)
-    return (f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
-            f"Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}{payload}")
+        payload = (
+            binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii").replace("\n", CRLF)
+        )
+    return (
+        f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}{payload}"
+    )
 
 
 def _boundary(msg_id: str, *parts: str) -> str:

@@ -30,13 +30,20 @@ class Queue:
     def mark_sent(self, row: OutboxRow, now: float, latency_buckets: Sequence[float]) -> bool:
         """Records SMTP acceptance, the sent counter and the latency, in one transaction."""
         latency = max(0.0, now - row.received_at)
-        return self.store.mark_sent(row, now, (
-            (counters.EMAILS_SENT, row.notification, 1),
-            (counters.LATENCY_IN_BUCKET, counters.latency_bucket_label(latency, latency_buckets),
-             1),
-            (counters.LATENCY_SUM, "", latency),
-            (counters.LATENCY_COUNT, "", 1),
-        ))
+        return self.store.mark_sent(
+            row,
+            now,
+            (
+                (counters.EMAILS_SENT, row.notification, 1),
+                (
+                    counters.LATENCY_IN_BUCKET,
+                    counters.latency_bucket_label(latency, latency_buckets),
+                    1,
+                ),
+                (counters.LATENCY_SUM, "", latency),
+                (counters.LATENCY_COUNT, "", 1),
+            ),
+        )
 
     def retry_later(self, row: OutboxRow, now: float, next_attempt_at: float, error: str) -> None:
         self.store.retry_later(row, next_attempt_at, error)
@@ -55,5 +62,8 @@ def tracking_headers(row: OutboxRow) -> dict[str, str]:
     wording: the notification (`operators` for the pipeline's own alerts), phase and account."""
     if row.request.get("audience") == "operator":
         return {"X-Sysnotify-Notification": "operators", "X-Sysnotify-Phase": row.phase}
-    return {"X-Sysnotify-Notification": row.notification, "X-Sysnotify-Phase": row.phase,
-            "X-Sysnotify-Account": row.request.get("account", "")}
+    return {
+        "X-Sysnotify-Notification": row.notification,
+        "X-Sysnotify-Phase": row.phase,
+        "X-Sysnotify-Account": row.request.get("account", ""),
+    }

@@ -66,9 +66,9 @@ class SmtpSender:
         cfg = self.config
         try:
             if cfg.security == "tls":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port,
-                                                      timeout=cfg.timeout_seconds,
-                                                      context=self._tls_context())
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=self._tls_context()
+                )
             else:
                 conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
             conn.ehlo()
@@ -78,14 +78,16 @@ class SmtpSender:
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
         except smtplib.SMTPAuthenticationError as error:
-            raise TransientSendError(f"authenticate as {cfg.username}: {error.smtp_code} "
-                                     f"{_text(error.smtp_error)}") from error
+            raise TransientSendError(
+                f"authenticate as {cfg.username}: {error.smtp_code} {_text(error.smtp_error)}"
+            ) from error
         except smtplib.SMTPNotSupportedError as error:
             raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error}") from error
         except smtplib.SMTPResponseException as error:
             # A 5xx greeting or EHLO is a server problem, not this message's: retry later.
-            raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error.smtp_code} "
-                                     f"{_text(error.smtp_error)}") from error
+            raise TransientSendError(
+                f"connect to {cfg.host}:{cfg.port}: {error.smtp_code} {_text(error.smtp_error)}"
+            ) from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransientSendError(f"connect to {cfg.host}:{cfg.port}: {error}") from error
         return conn
@@ -113,12 +115,17 @@ class SmtpSender:
             for attempt in (1, 2):
                 conn = self._usable_connection()
                 if message.smtputf8 and not conn.has_extn("smtputf8"):
-                    raise PermanentSendError(f"RCPT TO {recipient}: the address is not ASCII "
-                                             "and the server does not offer SMTPUTF8")
+                    raise PermanentSendError(
+                        f"RCPT TO {recipient}: the address is not ASCII "
+                        "and the server does not offer SMTPUTF8"
+                    )
                 try:
-                    refused = conn.sendmail(sender, [recipient], message.data,
-                                            mail_options=["SMTPUTF8"] if message.smtputf8
-                                            else ())
+                    refused = conn.sendmail(
+                        sender,
+                        [recipient],
+                        message.data,
+                        mail_options=["SMTPUTF8"] if message.smtputf8 else (),
+                    )
                 except smtplib.SMTPServerDisconnected as error:
                     self.close()
                     if attempt == 2:
@@ -130,8 +137,9 @@ class SmtpSender:
                     raise _classify(f"RCPT TO {recipient}", code, text) from error
                 except smtplib.SMTPSenderRefused as error:
                     self._reset(conn)
-                    raise _classify(f"MAIL FROM {sender}", error.smtp_code,
-                                    error.smtp_error) from error
+                    raise _classify(
+                        f"MAIL FROM {sender}", error.smtp_code, error.smtp_error
+                    ) from error
                 except smtplib.SMTPDataError as error:
                     self._reset(conn)
                     raise _classify("DATA", error.smtp_code, error.smtp_error) from error

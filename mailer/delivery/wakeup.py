@@ -78,8 +78,9 @@ class WakeListener:
             log.warning("delivery: %s is too long for a socket path; polling only", self.path)
             return False
         if self.path.exists() and _listened_on(self.path):
-            log.warning("delivery: another delivery process listens on %s; this one polls",
-                        self.path)
+            log.warning(
+                "delivery: another delivery process listens on %s; this one polls", self.path
+            )
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -91,8 +92,7 @@ class WakeListener:
             return False
         sock.settimeout(1.0)  # checks for stop() at least once a second
         self._sock = sock
-        self._thread = threading.Thread(target=self._listen, name="sysnotify-wakeup",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._listen, name="sysnotify-wakeup", daemon=True)
         self._thread.start()
         return True
 

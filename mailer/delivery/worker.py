@@ -58,8 +58,9 @@ class SenderLike(Protocol):
     def close(self) -> None: ...
 
 
-def backoff_delay(attempts: int, initial: float, maximum: float,
-                  rng: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempts: int, initial: float, maximum: float, rng: Callable[[], float] = random.random
+) -> float:
     """Seconds before retry number `attempts` (1 = the first retry): capped exponential
     growth with jitter in [50 %, 100 %] of the step, so retries of many rows spread out."""
     step = min(maximum, initial * (2 ** max(0, attempts - 1)))
@@ -79,12 +80,21 @@ def redacted(error: object, recipient: str) -> str:
 class DeliveryWorker:
     """Sends due outbox rows; `run_once` is one step, `start` runs steps in a thread."""
 
-    def __init__(self, store: Store, catalog: Catalog, renderer: RendererLike,
-                 sender: SenderLike, brand: Brand, config: DeliveryConfig,
-                 state_retention: float, clock: Callable[[], float] = time.time,
-                 worker_id: str | None = None, send_budget: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        renderer: RendererLike,
+        sender: SenderLike,
+        brand: Brand,
+        config: DeliveryConfig,
+        state_retention: float,
+        clock: Callable[[], float] = time.time,
+        worker_id: str | None = None,
+        send_budget: float | None = None,
+    ) -> None:
         """:param send_budget: the longest one send may take (default: half the lease); a
-            claimed row is not started with less than this left of its lease."""
+        claimed row is not started with less than this left of its lease."""
         self.store = store
         self.catalog = catalog
         self.renderer = renderer
@@ -160,19 +170,31 @@ class DeliveryWorker:
         try:
             request = email_request(row.request, self.catalog)
             rendered = self._render(row, request)
-            message = build_message(rendered, self.brand, row.recipient, row.message_id,
-                                    row.thread_ids, datetime.fromtimestamp(self.clock(), UTC),
-                                    tracking_headers(row))
+            message = build_message(
+                rendered,
+                self.brand,
+                row.recipient,
+                row.message_id,
+                row.thread_ids,
+                datetime.fromtimestamp(self.clock(), UTC),
+                tracking_headers(row),
+            )
         except Exception as error:  # noqa: BLE001 - any render/build error is permanent
-            log.error("deliver email %d (%s %s): prepare message: %s", row.id, row.notification,
-                      row.phase, redacted(error, row.recipient))
+            log.error(
+                "deliver email %d (%s %s): prepare message: %s",
+                row.id,
+                row.notification,
+                row.phase,
+                redacted(error, row.recipient),
+            )
             self.queue.mark_failed(row, self.clock(), f"prepare message: {error}", None)
             return "failed"
         try:
             self.sender.send(message, self.brand.sender_address, row.recipient)
         except PermanentSendError as error:
-            log.error("deliver email %d: permanent failure: %s", row.id,
-                      redacted(error, row.recipient))
+            log.error(
+                "deliver email %d: permanent failure: %s", row.id, redacted(error, row.recipient)
+            )
             self.queue.mark_failed(row, self.clock(), str(error), "permanent")
             self._consecutive_failures = 0
             return "failed"
@@ -189,14 +211,17 @@ class DeliveryWorker:
         too_old = now - row.queued_at >= self.config.max_age_seconds
         if attempts >= self.config.max_attempts or too_old:
             why = "too old" if too_old else f"{attempts} attempts"
-            log.error("deliver email %d: giving up (%s): %s", row.id, why,
-                      redacted(error, row.recipient))
+            log.error(
+                "deliver email %d: giving up (%s): %s", row.id, why, redacted(error, row.recipient)
+            )
             self.queue.mark_failed(row, now, f"gave up after {why}: {error}", "transient")
             return "failed"
-        delay = backoff_delay(attempts, self.config.backoff_initial_seconds,
-                              self.config.backoff_max_seconds)
-        log.warning("deliver email %d: %s; retry in %.1fs", row.id,
-                    redacted(error, row.recipient), delay)
+        delay = backoff_delay(
+            attempts, self.config.backoff_initial_seconds, self.config.backoff_max_seconds
+        )
+        log.warning(
+            "deliver email %d: %s; retry in %.1fs", row.id, redacted(error, row.recipient), delay
+        )
         self.queue.retry_later(row, now, now + delay, str(error))
         return "retry"
 
@@ -206,8 +231,11 @@ class DeliveryWorker:
         """How long to wait before the next claim: the poll interval, or longer while the
         SMTP server keeps failing, so a down server does not burn every row's attempts."""
         if self._consecutive_failures:
-            return backoff_delay(self._consecutive_failures, self.config.backoff_initial_seconds,
-                                 self.config.backoff_max_seconds)
+            return backoff_delay(
+                self._consecutive_failures,
+                self.config.backoff_initial_seconds,
+                self.config.backoff_max_seconds,
+            )
         return self.config.poll_interval_seconds
 
     def _loop(self) -> None:
@@ -230,8 +258,11 @@ class DeliveryWorker:
                 outcome = None
             if outcome == "sent" or (outcome == "failed" and not self._consecutive_failures):
                 continue  # more may be due right away
-            delay = self.idle_delay() if outcome in ("retry", "failed") else \
-                self.config.poll_interval_seconds
+            delay = (
+                self.idle_delay()
+                if outcome in ("retry", "failed")
+                else self.config.poll_interval_seconds
+            )
             self.wakeup.wait(delay)
             self.wakeup.clear()
         try:
@@ -243,8 +274,9 @@ class DeliveryWorker:
     def start(self) -> None:
         """Starts the delivery thread (a daemon: it never holds a process up)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="sysnotify-delivery",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name="sysnotify-delivery", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -91,8 +91,9 @@ class Decision:
     deduplicated: Counter[str] = field(default_factory=Counter)
 
 
-def notification_key(receiver: str, group_key: str, account: str, kind: str, phase: str,
-                     parts: Sequence[str]) -> str:
+def notification_key(
+    receiver: str, group_key: str, account: str, kind: str, phase: str, parts: Sequence[str]
+) -> str:
     """A stable hash naming one email's content (the same from every retry and HA peer)."""
     text = "\n".join([receiver, group_key, account, kind, phase, *sorted(parts)])
     return hashlib.sha256(text.encode()).hexdigest()
@@ -110,8 +111,12 @@ def _account_name(alerts: Sequence[Alert], account: str) -> str:
     return account or OPERATOR_ACCOUNT_NAME
 
 
-def _route(data: Data, catalog: Catalog, audience: Audience, decision: Decision,
-           ) -> dict[tuple[str, str], list[Alert]]:
+def _route(
+    data: Data,
+    catalog: Catalog,
+    audience: Audience,
+    decision: Decision,
+) -> dict[tuple[str, str], list[Alert]]:
     """Groups the payload's alerts by (account, kind); the unroutable ones are set aside.
 
     A routing mistake may group alerts of several accounts into one notification: splitting
@@ -121,17 +126,20 @@ def _route(data: Data, catalog: Catalog, audience: Audience, decision: Decision,
     for alert in data.alerts:
         kind = catalog.for_alertname(alert.alertname)
         decision.received[kind.name] += 1
-        phase: Literal["problem", "recovery"] = "problem" if alert.status == "firing" \
-            else "recovery"
+        phase: Literal["problem", "recovery"] = (
+            "problem" if alert.status == "firing" else "recovery"
+        )
         if audience == "customer":
             account = alert.labels.get("account", "")
             if alert.labels.get("audience") == "operator":
-                decision.unroutable.append(Unroutable(
-                    account, kind, phase, "operator_alert_on_customer_webhook", (alert,)))
+                decision.unroutable.append(
+                    Unroutable(account, kind, phase, "operator_alert_on_customer_webhook", (alert,))
+                )
                 continue
             if not account:
-                decision.unroutable.append(Unroutable("", kind, phase, "no_account_label",
-                                                      (alert,)))
+                decision.unroutable.append(
+                    Unroutable("", kind, phase, "no_account_label", (alert,))
+                )
                 continue
         else:
             account = OPERATOR_ACCOUNT
@@ -139,8 +147,14 @@ def _route(data: Data, catalog: Catalog, audience: Audience, decision: Decision,
     return groups
 
 
-def decide(data: Data, catalog: Catalog, states: Mapping[StateKey, AlertState], now: float,
-           duplicate_window: float, audience: Audience = "customer") -> Decision:
+def decide(
+    data: Data,
+    catalog: Catalog,
+    states: Mapping[StateKey, AlertState],
+    now: float,
+    duplicate_window: float,
+    audience: Audience = "customer",
+) -> Decision:
     """The emails, state changes and counts one payload means, given the stored state.
 
     `states` holds the stored state of (at least) every alert of the payload, keyed by
@@ -154,9 +168,16 @@ def decide(data: Data, catalog: Catalog, states: Mapping[StateKey, AlertState], 
     return decision
 
 
-def _decide_group(data: Data, kind: NotificationKind, account: str, alerts: list[Alert],
-                  states: Mapping[StateKey, AlertState], now: float, window: float,
-                  decision: Decision) -> None:
+def _decide_group(
+    data: Data,
+    kind: NotificationKind,
+    account: str,
+    alerts: list[Alert],
+    states: Mapping[StateKey, AlertState],
+    now: float,
+    window: float,
+    decision: Decision,
+) -> None:
     account_name = _account_name(alerts, account)
     new_firing: list[Alert] = []
     known_firing: list[tuple[Alert, AlertState]] = []
@@ -182,27 +203,51 @@ def _decide_group(data: Data, kind: NotificationKind, account: str, alerts: list
 
     if new_firing:
         problem_key = key("problem", [f"{a.fingerprint}|{a.starts_at_text}" for a in new_firing])
-        decision.emails.append(PlannedEmail(account, account_name, kind, "problem",
-                                            tuple(new_firing), problem_key))
+        decision.emails.append(
+            PlannedEmail(account, account_name, kind, "problem", tuple(new_firing), problem_key)
+        )
         for alert in new_firing:
-            decision.states.append(AlertState(
-                data.receiver, data.group_key, alert.fingerprint, alert.starts_at_text, account,
-                kind.name, problem_key, now, now, now))
+            decision.states.append(
+                AlertState(
+                    data.receiver,
+                    data.group_key,
+                    alert.fingerprint,
+                    alert.starts_at_text,
+                    account,
+                    kind.name,
+                    problem_key,
+                    now,
+                    now,
+                    now,
+                )
+            )
         for _alert, state in known_firing:
             decision.deduplicated[kind.name] += 1
             decision.states.append(replace(state, last_seen_at=now))
-    elif known_firing and not to_recover and all(
-            now - state.last_notified_at >= window for _a, state in known_firing):
+    elif (
+        known_firing
+        and not to_recover
+        and all(now - state.last_notified_at >= window for _a, state in known_firing)
+    ):
         number = max(state.reminders for _a, state in known_firing) + 1
         parts = [f"{a.fingerprint}|{a.starts_at_text}" for a, _s in known_firing]
         reminder_key = key("reminder", [*parts, f"#{number}"])
         threads = tuple(sorted({state.problem_key for _a, state in known_firing}))
-        decision.emails.append(PlannedEmail(
-            account, account_name, kind, "reminder", tuple(a for a, _s in known_firing),
-            reminder_key, threads))
+        decision.emails.append(
+            PlannedEmail(
+                account,
+                account_name,
+                kind,
+                "reminder",
+                tuple(a for a, _s in known_firing),
+                reminder_key,
+                threads,
+            )
+        )
         for _alert, state in known_firing:
-            decision.states.append(replace(state, last_notified_at=now, last_seen_at=now,
-                                           reminders=number))
+            decision.states.append(
+                replace(state, last_notified_at=now, last_seen_at=now, reminders=number)
+            )
     else:
         for _alert, state in known_firing:
             decision.deduplicated[kind.name] += 1
@@ -212,9 +257,19 @@ def _decide_group(data: Data, kind: NotificationKind, account: str, alerts: list
         for _alert, state in to_recover:
             decision.states.append(replace(state, recovered_at=now, last_seen_at=now))
         if kind.send_recovery and kind.recovery_template is not None:
-            parts = [f"{a.fingerprint}|{a.starts_at_text}|{format_time(a.ends_at)}"
-                     for a, _s in to_recover]
+            parts = [
+                f"{a.fingerprint}|{a.starts_at_text}|{format_time(a.ends_at)}"
+                for a, _s in to_recover
+            ]
             threads = tuple(sorted({state.problem_key for _a, state in to_recover}))
-            decision.emails.append(PlannedEmail(
-                account, account_name, kind, "recovery", tuple(a for a, _s in to_recover),
-                key("recovery", parts), threads))
+            decision.emails.append(
+                PlannedEmail(
+                    account,
+                    account_name,
+                    kind,
+                    "recovery",
+                    tuple(a for a, _s in to_recover),
+                    key("recovery", parts),
+                    threads,
+                )
+            )

@@ -126,8 +126,9 @@ def _string_map(value: Any, where: str, problems: list[str]) -> dict[str, str]:
     return result
 
 
-def _string(obj: dict[str, Any], key: str, where: str, problems: list[str],
-            required: bool = True) -> str:
+def _string(
+    obj: dict[str, Any], key: str, where: str, problems: list[str], required: bool = True
+) -> str:
     if key not in obj:
         if required:
             problems.append(f"{where}{key}: missing")
@@ -164,8 +165,11 @@ def _alert(raw: Any, index: int, problems: list[str]) -> Alert | None:
         problems.append(f"{where}labels.alertname: missing")
     annotations = _string_map(raw.get("annotations", {}), f"{where}annotations", problems)
     starts_at = _time(raw, "startsAt", where, problems)
-    if starts_at is None and isinstance(raw.get("startsAt"), str) and \
-            raw["startsAt"].startswith(ZERO_TIME_PREFIX):
+    if (
+        starts_at is None
+        and isinstance(raw.get("startsAt"), str)
+        and raw["startsAt"].startswith(ZERO_TIME_PREFIX)
+    ):
         problems.append(f"{where}startsAt: must not be the zero time")
     ends_at = _time(raw, "endsAt", where, problems) if "endsAt" in raw else None
     generator_url = _string(raw, "generatorURL", where, problems, required=False)
@@ -199,8 +203,9 @@ def parse(body: Any) -> Data:
     receiver = _string(body, "receiver", "", problems)
     group_labels = _string_map(body.get("groupLabels", {}), "groupLabels", problems)
     common_labels = _string_map(body.get("commonLabels", {}), "commonLabels", problems)
-    common_annotations = _string_map(body.get("commonAnnotations", {}), "commonAnnotations",
-                                     problems)
+    common_annotations = _string_map(
+        body.get("commonAnnotations", {}), "commonAnnotations", problems
+    )
     external_url = _string(body, "externalURL", "", problems, required=False)
     raw_alerts = body.get("alerts")
     alerts: list[Alert] = []
@@ -213,5 +218,15 @@ def parse(body: Any) -> Data:
                 alerts.append(alert)
     if problems:
         raise PayloadError(problems)
-    return Data(version, group_key, truncated, status, receiver, group_labels, common_labels,
-                common_annotations, external_url, tuple(alerts))
+    return Data(
+        version,
+        group_key,
+        truncated,
+        status,
+        receiver,
+        group_labels,
+        common_labels,
+        common_annotations,
+        external_url,
+        tuple(alerts),
+    )

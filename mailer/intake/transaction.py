@@ -39,8 +39,11 @@ class IntakeResult:
     deduplicated: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"queued": self.queued, "undeliverable": self.undeliverable,
-                "deduplicated": self.deduplicated}
+        return {
+            "queued": self.queued,
+            "undeliverable": self.undeliverable,
+            "deduplicated": self.deduplicated,
+        }
 
 
 def _load_states(tx: IntakeTransaction, data: Data) -> dict[StateKey, AlertState]:
@@ -58,27 +61,60 @@ def _load_states(tx: IntakeTransaction, data: Data) -> dict[StateKey, AlertState
         key = state_key(alert)
         found = tx.alert_states(data.receiver, data.group_key, *key)
         exact = [state for state in found if state.starts_at == key[1]]
-        state = exact[0] if exact else max(
-            (s for s in found if s.recovered_at is None),
-            key=lambda s: parse_time(s.starts_at), default=None)
+        state = (
+            exact[0]
+            if exact
+            else max(
+                (s for s in found if s.recovered_at is None),
+                key=lambda s: parse_time(s.starts_at),
+                default=None,
+            )
+        )
         if state is not None:
             states[key] = state
     return states
 
 
-def _undeliverable(now: float, receiver: str, account: str, notification: str, phase: str,
-                   reason: str, alerts: Sequence[Alert]) -> UndeliverableNote:
-    return UndeliverableNote(now, receiver, account, notification, phase, reason, [
-        {"alertname": a.alertname, "fingerprint": a.fingerprint, "status": a.status,
-         "labels": dict(a.labels)} for a in alerts])
+def _undeliverable(
+    now: float,
+    receiver: str,
+    account: str,
+    notification: str,
+    phase: str,
+    reason: str,
+    alerts: Sequence[Alert],
+) -> UndeliverableNote:
+    return UndeliverableNote(
+        now,
+        receiver,
+        account,
+        notification,
+        phase,
+        reason,
+        [
+            {
+                "alertname": a.alertname,
+                "fingerprint": a.fingerprint,
+                "status": a.status,
+                "labels": dict(a.labels),
+            }
+            for a in alerts
+        ],
+    )
 
 
 class Intake:
     """Turns accepted payloads into outbox rows, durably."""
 
-    def __init__(self, store: Store, catalog: Catalog, sender_domain: str,
-                 duplicate_window: Callable[[str], float], operator_addresses: Sequence[str],
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        sender_domain: str,
+        duplicate_window: Callable[[str], float],
+        operator_addresses: Sequence[str],
+        clock: Callable[[], float],
+    ) -> None:
         self.store = store
         self.catalog = catalog
         self.sender_domain = sender_domain
@@ -86,18 +122,22 @@ class Intake:
         self.operator_addresses = tuple(operator_addresses)
         self.clock = clock
 
-    def _recipients(self, tx: IntakeTransaction, planned: PlannedEmail,
-                    audience: Audience) -> list[Recipient]:
+    def _recipients(
+        self, tx: IntakeTransaction, planned: PlannedEmail, audience: Audience
+    ) -> list[Recipient]:
         if audience == "operator":
             # Operators only ever come from the config; customer registries are not read.
             return [Recipient(address, "subscriber") for address in self.operator_addresses]
         generic = planned.kind.name == self.catalog.generic.name
-        return [Recipient(r.address, "primary" if r.role == "primary" else "subscriber")
-                for r in tx.recipients(planned.account)
-                if receives(r, planned.kind.category, primary_only=generic)]
+        return [
+            Recipient(r.address, "primary" if r.role == "primary" else "subscriber")
+            for r in tx.recipients(planned.account)
+            if receives(r, planned.kind.category, primary_only=generic)
+        ]
 
-    def accept(self, data: Data, audience: Audience = "customer",
-               received_at: float | None = None) -> IntakeResult:
+    def accept(
+        self, data: Data, audience: Audience = "customer", received_at: float | None = None
+    ) -> IntakeResult:
         """Decides and stores the emails of one payload, and counts the webhook's 200.
 
         :raise StoreError: nothing was stored; the caller answers 5xx so Alertmanager retries.
@@ -106,39 +146,67 @@ class Intake:
         queued = undeliverable = 0
         with self.store.intake() as tx:
             states = _load_states(tx, data)
-            decision = decide(data, self.catalog, states, now,
-                              self.duplicate_window(data.receiver), audience)
+            decision = decide(
+                data, self.catalog, states, now, self.duplicate_window(data.receiver), audience
+            )
             for state in decision.states:
                 tx.save_state(state)
             for item in decision.unroutable:
-                tx.note_undeliverable(_undeliverable(
-                    now, data.receiver, item.account, item.kind.name, item.phase, item.reason,
-                    item.alerts))
+                tx.note_undeliverable(
+                    _undeliverable(
+                        now,
+                        data.receiver,
+                        item.account,
+                        item.kind.name,
+                        item.phase,
+                        item.reason,
+                        item.alerts,
+                    )
+                )
                 tx.count([(counters.EMAILS_UNDELIVERABLE, item.kind.name, 1)])
                 undeliverable += 1
             for planned in decision.emails:
                 recipients = self._recipients(tx, planned, audience)
                 if not recipients:
-                    reason = "no_operator_addresses" if audience == "operator" \
-                        else "no_recipients"
-                    tx.note_undeliverable(_undeliverable(
-                        now, data.receiver, planned.account, planned.kind.name, planned.phase,
-                        reason, planned.alerts))
+                    reason = "no_operator_addresses" if audience == "operator" else "no_recipients"
+                    tx.note_undeliverable(
+                        _undeliverable(
+                            now,
+                            data.receiver,
+                            planned.account,
+                            planned.kind.name,
+                            planned.phase,
+                            reason,
+                            planned.alerts,
+                        )
+                    )
                     tx.count([(counters.EMAILS_UNDELIVERABLE, planned.kind.name, 1)])
                     undeliverable += 1
                     continue
                 queued += self._queue(tx, planned, recipients, now, audience)
-            tx.count([
-                *((counters.NOTIFICATIONS_RECEIVED, name, count)
-                  for name, count in decision.received.items()),
-                *((counters.NOTIFICATIONS_DEDUPLICATED, name, count)
-                  for name, count in decision.deduplicated.items()),
-                (counters.WEBHOOK_REQUESTS, "200", 1),
-            ])
+            tx.count(
+                [
+                    *(
+                        (counters.NOTIFICATIONS_RECEIVED, name, count)
+                        for name, count in decision.received.items()
+                    ),
+                    *(
+                        (counters.NOTIFICATIONS_DEDUPLICATED, name, count)
+                        for name, count in decision.deduplicated.items()
+                    ),
+                    (counters.WEBHOOK_REQUESTS, "200", 1),
+                ]
+            )
         return IntakeResult(queued, undeliverable, sum(decision.deduplicated.values()))
 
-    def _queue(self, tx: IntakeTransaction, planned: PlannedEmail,
-               recipients: Sequence[Recipient], now: float, audience: Audience) -> int:
+    def _queue(
+        self,
+        tx: IntakeTransaction,
+        planned: PlannedEmail,
+        recipients: Sequence[Recipient],
+        now: float,
+        audience: Audience,
+    ) -> int:
         queued = 0
         for recipient in recipients:
             email = NewEmail(
@@ -147,14 +215,23 @@ class Intake:
                 notification=planned.kind.name,
                 phase=planned.phase,
                 account=planned.account,
-                message_id=message_id(planned.notification_key, recipient.address,
-                                      self.sender_domain),
-                thread_ids=tuple(message_id(key, recipient.address, self.sender_domain)
-                                 for key in planned.thread_keys),
+                message_id=message_id(
+                    planned.notification_key, recipient.address, self.sender_domain
+                ),
+                thread_ids=tuple(
+                    message_id(key, recipient.address, self.sender_domain)
+                    for key in planned.thread_keys
+                ),
                 request=stored_request.dumps(
-                    audience=audience, notification=planned.kind.name, phase=planned.phase,
-                    account=planned.account, account_name=planned.account_name,
-                    alerts=planned.alerts, recipient=recipient, generated_at=now),
+                    audience=audience,
+                    notification=planned.kind.name,
+                    phase=planned.phase,
+                    account=planned.account,
+                    account_name=planned.account_name,
+                    alerts=planned.alerts,
+                    recipient=recipient,
+                    generated_at=now,
+                ),
                 received_at=now,
             )
             if tx.queue_email(email):

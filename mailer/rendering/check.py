@@ -24,8 +24,10 @@ def check_templates(renderer: Renderer, catalog: Catalog | None = None) -> None:
     for request in samples.all_requests(catalog or Catalog()):
         try:
             rendered = renderer.render(request)
-            other = replace(request, recipient=Recipient(
-                "another." + request.recipient.address, request.recipient.role))
+            other = replace(
+                request,
+                recipient=Recipient("another." + request.recipient.address, request.recipient.role),
+            )
             same_per_role = same_per_role and renderer.render(other) == rendered
         except RenderError as exc:
             problems.append(str(exc))

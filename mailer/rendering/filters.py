@@ -175,8 +175,15 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
             continue
         match = _LIST_ITEM.match(line)
         indent = " " * len(match.group(1)) if match else ""
-        lines.extend(textwrap.wrap(line, width=width, subsequent_indent=indent,
-                                   break_long_words=False, break_on_hyphens=False))
+        lines.extend(
+            textwrap.wrap(
+                line,
+                width=width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
     # Template control blocks leave uneven blank lines; one blank line separates paragraphs.
     return _BLANK_LINES.sub("\n\n", "\n".join(lines))
 

@@ -37,6 +37,7 @@ TEMPLATES_DIR = Path(str(resources.files("sysnotify.templates")))
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 PHASES: tuple[Phase, ...] = ("problem", "reminder", "recovery")
 
+
 class RenderError(Exception):
     """A template could not be rendered: missing, invalid, or using an undefined variable.
 
@@ -190,18 +191,22 @@ class Renderer:
             return path
         return base + "/" + path.lstrip("/")
 
-    def _render(self, env: jinja2.Environment, template: str, part: str,
-                context: Mapping[str, Any]) -> str:
+    def _render(
+        self, env: jinja2.Environment, template: str, part: str, context: Mapping[str, Any]
+    ) -> str:
         filename = "subject.txt" if part == "subject" else part
         step = f"render {part} of {template}"
         try:
             return env.get_template(f"{template}/{filename}").render(context)
         except jinja2.TemplateNotFound as exc:
-            raise RenderError(f"{step}: template {exc.name} not found in "
-                              f"{self.templates_dir}") from exc
+            raise RenderError(
+                f"{step}: template {exc.name} not found in {self.templates_dir}"
+            ) from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError(f"{step}: syntax error in {exc.name or exc.filename} line "
-                              f"{exc.lineno}: {exc.message}") from exc
+            raise RenderError(
+                f"{step}: syntax error in {exc.name or exc.filename} line "
+                f"{exc.lineno}: {exc.message}"
+            ) from exc
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{step}: {exc.message}") from exc
         except Exception as exc:  # a filter or attribute failing on odd data is still a

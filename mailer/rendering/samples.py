@@ -54,9 +54,17 @@ PRIMARY = Recipient(address="jane.doe@acme.example", role="primary")
 SUBSCRIBER = Recipient(address="ops@acme.example", role="subscriber")
 
 
-def _alert(alertname: str, category: str, severity: str, *, extra_labels: Mapping[str, str],
-           summary: str, description: str, data: Mapping[str, str],
-           fingerprint: str) -> AlertView:
+def _alert(
+    alertname: str,
+    category: str,
+    severity: str,
+    *,
+    extra_labels: Mapping[str, str],
+    summary: str,
+    description: str,
+    data: Mapping[str, str],
+    fingerprint: str,
+) -> AlertView:
     labels = {
         "alertname": alertname,
         "account": ACCOUNT,
@@ -72,111 +80,168 @@ def _alert(alertname: str, category: str, severity: str, *, extra_labels: Mappin
         "runbook_url": RUNBOOK + alertname.lower(),
         **data,
     }
-    return AlertView(alertname=alertname, status="firing", labels=labels,
-                     annotations=annotations, starts_at=STARTS_AT, ends_at=None,
-                     fingerprint=fingerprint)
+    return AlertView(
+        alertname=alertname,
+        status="firing",
+        labels=labels,
+        annotations=annotations,
+        starts_at=STARTS_AT,
+        ends_at=None,
+        fingerprint=fingerprint,
+    )
 
 
 def credential_expiring_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("CredentialExpiringSoon", "credentials", "warning",
-               extra_labels={"system": "salesforce", "reminder": "7d"},
-               summary="An integration password expires soon.",
-               description="The salesforce password of Acme Corp expires in 7 days.",
-               data={"expires_at": "2026-12-02T14:00:00Z", "days_left": "7"},
-               fingerprint="4c1f9e0a7b3d2e51"),
+        _alert(
+            "CredentialExpiringSoon",
+            "credentials",
+            "warning",
+            extra_labels={"system": "salesforce", "reminder": "7d"},
+            summary="An integration password expires soon.",
+            description="The salesforce password of Acme Corp expires in 7 days.",
+            data={"expires_at": "2026-12-02T14:00:00Z", "days_left": "7"},
+            fingerprint="4c1f9e0a7b3d2e51",
+        ),
     )
 
 
 def credential_expired_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("CredentialExpired", "credentials", "critical",
-               extra_labels={"system": "eloqua"},
-               summary="An integration password has expired.",
-               description="The eloqua password of Acme Corp expired.",
-               data={"reason": "expired", "expired_at": "2026-11-24T06:00:00Z"},
-               fingerprint="9a0b5c2d1e3f4a60"),
-        _alert("CredentialExpired", "credentials", "critical",
-               extra_labels={"system": "marketo"},
-               summary="An integration's credentials were rejected.",
-               description="The last validation of the marketo credentials of Acme Corp failed.",
-               data={"reason": "validation_failed"},
-               fingerprint="1b2c3d4e5f607182"),
+        _alert(
+            "CredentialExpired",
+            "credentials",
+            "critical",
+            extra_labels={"system": "eloqua"},
+            summary="An integration password has expired.",
+            description="The eloqua password of Acme Corp expired.",
+            data={"reason": "expired", "expired_at": "2026-11-24T06:00:00Z"},
+            fingerprint="9a0b5c2d1e3f4a60",
+        ),
+        _alert(
+            "CredentialExpired",
+            "credentials",
+            "critical",
+            extra_labels={"system": "marketo"},
+            summary="An integration's credentials were rejected.",
+            description="The last validation of the marketo credentials of Acme Corp failed.",
+            data={"reason": "validation_failed"},
+            fingerprint="1b2c3d4e5f607182",
+        ),
     )
 
 
 def api_limit_approaching_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("ApiDailyLimitApproaching", "api_limits", "warning",
-               extra_labels={"platform": "salesforce"},
-               summary="An integration is close to its daily API allowance.",
-               description="Acme Corp used 85% of today's salesforce API allowance.",
-               data={"calls_used": "85120", "calls_limit": "100000", "usage_ratio": "0.8512"},
-               fingerprint="2d3e4f5061728394"),
+        _alert(
+            "ApiDailyLimitApproaching",
+            "api_limits",
+            "warning",
+            extra_labels={"platform": "salesforce"},
+            summary="An integration is close to its daily API allowance.",
+            description="Acme Corp used 85% of today's salesforce API allowance.",
+            data={"calls_used": "85120", "calls_limit": "100000", "usage_ratio": "0.8512"},
+            fingerprint="2d3e4f5061728394",
+        ),
     )
 
 
 def api_limit_reached_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("ApiDailyLimitReached", "api_limits", "critical",
-               extra_labels={"platform": "hubspot"},
-               summary="An integration reached its daily API allowance.",
-               description="Acme Corp used all of today's hubspot API allowance.",
-               data={"calls_used": "250000", "calls_limit": "250000", "usage_ratio": "1"},
-               fingerprint="3e4f506172839405"),
+        _alert(
+            "ApiDailyLimitReached",
+            "api_limits",
+            "critical",
+            extra_labels={"platform": "hubspot"},
+            summary="An integration reached its daily API allowance.",
+            description="Acme Corp used all of today's hubspot API allowance.",
+            data={"calls_used": "250000", "calls_limit": "250000", "usage_ratio": "1"},
+            fingerprint="3e4f506172839405",
+        ),
     )
 
 
 def web_visits_dropped_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("WebVisitsDropped", "web_visits", "warning", extra_labels={},
-               summary="Tracked web visits dropped well below the norm.",
-               description="Acme Corp had 4,210 tracked visits last week against a norm of "
-                           "11,087.",
-               data={"visits_last_week": "4210", "visits_weekly_average": "11087.25",
-                     "visits_ratio": "0.3797"},
-               fingerprint="4f50617283940516"),
+        _alert(
+            "WebVisitsDropped",
+            "web_visits",
+            "warning",
+            extra_labels={},
+            summary="Tracked web visits dropped well below the norm.",
+            description="Acme Corp had 4,210 tracked visits last week against a norm of 11,087.",
+            data={
+                "visits_last_week": "4210",
+                "visits_weekly_average": "11087.25",
+                "visits_ratio": "0.3797",
+            },
+            fingerprint="4f50617283940516",
+        ),
     )
 
 
 def few_pages_tracked_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("FewWebPagesTracked", "web_visits", "warning", extra_labels={},
-               summary="Few web pages saw tracked visits.",
-               description="Only 3 pages of Acme Corp saw tracked visits last week.",
-               data={"pages_tracked": "3", "pages_threshold": "5"},
-               fingerprint="5061728394051627"),
+        _alert(
+            "FewWebPagesTracked",
+            "web_visits",
+            "warning",
+            extra_labels={},
+            summary="Few web pages saw tracked visits.",
+            description="Only 3 pages of Acme Corp saw tracked visits last week.",
+            data={"pages_tracked": "3", "pages_threshold": "5"},
+            fingerprint="5061728394051627",
+        ),
     )
 
 
 def privacy_optout_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("PrivacyOptOutPending", "privacy", "warning", extra_labels={},
-               summary="Privacy opt-out requests are waiting.",
-               description="Acme Corp has 12 pending opt-out requests.",
-               data={"pending_requests": "12", "oldest_pending_at": "2026-11-10T08:12:00Z"},
-               fingerprint="6172839405162738"),
+        _alert(
+            "PrivacyOptOutPending",
+            "privacy",
+            "warning",
+            extra_labels={},
+            summary="Privacy opt-out requests are waiting.",
+            description="Acme Corp has 12 pending opt-out requests.",
+            data={"pending_requests": "12", "oldest_pending_at": "2026-11-10T08:12:00Z"},
+            fingerprint="6172839405162738",
+        ),
     )
 
 
 def data_sync_delayed_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("DataSyncDelayed", "sync", "warning", extra_labels={},
-               summary="The daily data sync is late.",
-               description="The daily sync of Acme Corp has been running for 7 hours.",
-               data={"reason": "running_too_long", "running_seconds": "25380",
-                     "last_success_at": "2026-11-24T03:10:00Z"},
-               fingerprint="7283940516273849"),
+        _alert(
+            "DataSyncDelayed",
+            "sync",
+            "warning",
+            extra_labels={},
+            summary="The daily data sync is late.",
+            description="The daily sync of Acme Corp has been running for 7 hours.",
+            data={
+                "reason": "running_too_long",
+                "running_seconds": "25380",
+                "last_success_at": "2026-11-24T03:10:00Z",
+            },
+            fingerprint="7283940516273849",
+        ),
     )
 
 
 def generic_alerts() -> tuple[AlertView, ...]:
     return (
-        _alert("ScoreModelRefreshFailed", "sync", "warning", extra_labels={},
-               summary="Predictive score refresh failed.",
-               description="The nightly refresh of the predictive scores of Acme Corp failed "
-                           "twice in a row; scores shown are from 23 November.",
-               data={}, fingerprint="8394051627384950"),
+        _alert(
+            "ScoreModelRefreshFailed",
+            "sync",
+            "warning",
+            extra_labels={},
+            summary="Predictive score refresh failed.",
+            description="The nightly refresh of the predictive scores of Acme Corp failed "
+            "twice in a row; scores shown are from 23 November.",
+            data={},
+            fingerprint="8394051627384950",
+        ),
     )
 
 
@@ -196,20 +261,33 @@ SAMPLE_ALERTS = {
 
 def resolved(alert: AlertView) -> AlertView:
     """The same alert as Alertmanager sends it once resolved."""
-    return AlertView(alertname=alert.alertname, status="resolved", labels=alert.labels,
-                     annotations=alert.annotations, starts_at=alert.starts_at, ends_at=ENDS_AT,
-                     fingerprint=alert.fingerprint)
+    return AlertView(
+        alertname=alert.alertname,
+        status="resolved",
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=ENDS_AT,
+        fingerprint=alert.fingerprint,
+    )
 
 
-def sample_request(kind: NotificationKind, phase: Phase,
-                   recipient: Recipient = PRIMARY) -> EmailRequest:
+def sample_request(
+    kind: NotificationKind, phase: Phase, recipient: Recipient = PRIMARY
+) -> EmailRequest:
     """A sample email request for `kind` in `phase`."""
     alerts = SAMPLE_ALERTS.get(kind.name, generic_alerts)()
     if phase == "recovery":
         alerts = tuple(resolved(alert) for alert in alerts)
-    return EmailRequest(notification=kind, phase=phase, account=ACCOUNT,
-                        account_name=ACCOUNT_NAME, alerts=alerts, recipient=recipient,
-                        generated_at=GENERATED_AT)
+    return EmailRequest(
+        notification=kind,
+        phase=phase,
+        account=ACCOUNT,
+        account_name=ACCOUNT_NAME,
+        alerts=alerts,
+        recipient=recipient,
+        generated_at=GENERATED_AT,
+    )
 
 
 def all_requests(catalog: Catalog) -> Iterator[EmailRequest]:
@@ -235,8 +313,11 @@ def write_golden(directory: Path, catalog: Catalog | None = None) -> list[Path]:
     for request in all_requests(catalog or Catalog()):
         email = renderer.render(request)
         stem = golden_name(request)
-        for suffix, content in (("subject.txt", email.subject + "\n"), ("txt", email.text),
-                                ("html", email.html)):
+        for suffix, content in (
+            ("subject.txt", email.subject + "\n"),
+            ("txt", email.text),
+            ("html", email.html),
+        ):
             path = directory / f"{stem}.{suffix}"
             path.write_text(content, encoding="utf-8")
             written.append(path)
@@ -249,9 +330,15 @@ def write_golden(directory: Path, catalog: Catalog | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sysnotify.mailer.rendering.samples",
-        description="Render the sample emails (the golden files of the template tests).")
-    parser.add_argument("--write-golden", metavar="DIR", type=Path, required=True,
-                        help="directory to write <template>.<phase>.{subject.txt,txt,html} to")
+        description="Render the sample emails (the golden files of the template tests).",
+    )
+    parser.add_argument(
+        "--write-golden",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="directory to write <template>.<phase>.{subject.txt,txt,html} to",
+    )
     args = parser.parse_args(argv)
     try:
         written = write_golden(args.write_golden)

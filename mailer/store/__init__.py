@@ -24,8 +24,16 @@ from sysnotify.mailer.intake.decide import AlertState
 from sysnotify.sqlite import StoreError
 
 __all__ = [
-    "CounterChange", "IntakeTransaction", "MetricsSnapshot", "NewEmail", "OutboxRow",
-    "RecipientRecord", "RecipientTransaction", "Store", "StoreError", "UndeliverableNote",
+    "CounterChange",
+    "IntakeTransaction",
+    "MetricsSnapshot",
+    "NewEmail",
+    "OutboxRow",
+    "RecipientRecord",
+    "RecipientTransaction",
+    "Store",
+    "StoreError",
+    "UndeliverableNote",
     "open_store",
 ]
 
@@ -99,8 +107,9 @@ class MetricsSnapshot:
 class IntakeTransaction(Protocol):
     """What one webhook reads and writes; committed as a whole when the block ends."""
 
-    def alert_states(self, receiver: str, group_key: str, fingerprint: str,
-                     starts_at: str) -> list[AlertState]:
+    def alert_states(
+        self, receiver: str, group_key: str, fingerprint: str, starts_at: str
+    ) -> list[AlertState]:
         """The state of this exact alert instance, and every open (not recovered) episode of
         the same fingerprint in the same group."""
         ...
@@ -126,15 +135,17 @@ class RecipientTransaction(Protocol):
 
     def role_of(self, account: str, address: str) -> str | None: ...
 
-    def put_subscriber(self, account: str, address: str, categories: Sequence[str],
-                       now: float) -> None:
+    def put_subscriber(
+        self, account: str, address: str, categories: Sequence[str], now: float
+    ) -> None:
         """Adds a subscriber, or replaces an existing subscriber's categories."""
         ...
 
     def delete(self, account: str, address: str) -> None: ...
 
-    def make_primary(self, account: str, address: str, former_primary_categories:
-                     Sequence[str], now: float) -> None:
+    def make_primary(
+        self, account: str, address: str, former_primary_categories: Sequence[str], now: float
+    ) -> None:
         """Makes `address` the primary (adding it if needed); the previous primary stays a
         subscriber of `former_primary_categories`."""
         ...
@@ -163,8 +174,9 @@ class Store(Protocol):
 
     # -- delivery -------------------------------------------------------------------------
 
-    def claim_batch(self, worker_id: str, now: float, lease_until: float,
-                    limit: int) -> list[OutboxRow]:
+    def claim_batch(
+        self, worker_id: str, now: float, lease_until: float, limit: int
+    ) -> list[OutboxRow]:
         """Atomically takes up to `limit` due rows (unclaimed, or with an expired lease),
         oldest first, under one lease."""
         ...
@@ -180,8 +192,7 @@ class Store(Protocol):
         """Gives a row back untouched, if `worker_id` still holds it."""
         ...
 
-    def mark_failed(self, row: OutboxRow, now: float, error: str,
-                    smtp_kind: str | None) -> None:
+    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> None:
         """Gives up on a pending row; `smtp_kind` counts the last SMTP attempt."""
         ...
 

@@ -33,7 +33,10 @@ WEBHOOK_CHECKPOINT_PAGES = 20000  # only when nothing delivers for a long while
 
 # Append only: a released migration is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "recipients, alert state, outbox, undeliverable notes, counters", """
+    Migration(
+        1,
+        "recipients, alert state, outbox, undeliverable notes, counters",
+        """
     CREATE TABLE recipients (
         account TEXT NOT NULL,
         address TEXT NOT NULL,
@@ -103,11 +106,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         value REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (name, label)
     );
-    """),
+    """,
+    ),
 )
 
-_INCREMENT = ("INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
-              "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
+_INCREMENT = (
+    "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value"
+)
 
 
 def increment_all(tx: sqlite3.Connection, changes: Iterable[CounterChange]) -> None:
@@ -117,28 +123,52 @@ def increment_all(tx: sqlite3.Connection, changes: Iterable[CounterChange]) -> N
 
 def _state(row: sqlite3.Row) -> AlertState:
     return AlertState(
-        row["receiver"], row["group_key"], row["fingerprint"], row["starts_at"],
-        row["account"], row["notification"], row["problem_key"],
-        row["first_notified_at"], row["last_notified_at"], row["last_seen_at"],
-        row["reminders"], row["recovered_at"])
+        row["receiver"],
+        row["group_key"],
+        row["fingerprint"],
+        row["starts_at"],
+        row["account"],
+        row["notification"],
+        row["problem_key"],
+        row["first_notified_at"],
+        row["last_notified_at"],
+        row["last_seen_at"],
+        row["reminders"],
+        row["recovered_at"],
+    )
 
 
 def _recipient(row: sqlite3.Row) -> RecipientRecord:
-    return RecipientRecord(row["account"], row["address"], row["role"],
-                           tuple(c for c in row["categories"].split(",") if c))
+    return RecipientRecord(
+        row["account"],
+        row["address"],
+        row["role"],
+        tuple(c for c in row["categories"].split(",") if c),
+    )
 
 
 def _recipients(conn: sqlite3.Connection, account: str) -> list[RecipientRecord]:
-    rows = conn.execute("SELECT * FROM recipients WHERE account = ? "
-                        "ORDER BY role = 'primary' DESC, address", (account,)).fetchall()
+    rows = conn.execute(
+        "SELECT * FROM recipients WHERE account = ? ORDER BY role = 'primary' DESC, address",
+        (account,),
+    ).fetchall()
     return [_recipient(row) for row in rows]
 
 
 def _outbox_row(row: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(row["id"], row["notification_key"], row["notification"], row["phase"],
-                     row["recipient"], row["message_id"], tuple(row["thread_ids"].split()),
-                     json.loads(row["request"]), row["received_at"], row["queued_at"],
-                     row["attempts"])
+    return OutboxRow(
+        row["id"],
+        row["notification_key"],
+        row["notification"],
+        row["phase"],
+        row["recipient"],
+        row["message_id"],
+        tuple(row["thread_ids"].split()),
+        json.loads(row["request"]),
+        row["received_at"],
+        row["queued_at"],
+        row["attempts"],
+    )
 
 
 class SqliteIntake:
@@ -147,12 +177,14 @@ class SqliteIntake:
     def __init__(self, tx: sqlite3.Connection) -> None:
         self.tx = tx
 
-    def alert_states(self, receiver: str, group_key: str, fingerprint: str,
-                     starts_at: str) -> list[AlertState]:
+    def alert_states(
+        self, receiver: str, group_key: str, fingerprint: str, starts_at: str
+    ) -> list[AlertState]:
         rows = self.tx.execute(
             "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? AND fingerprint = ? "
             "AND (starts_at = ? OR recovered_at IS NULL)",
-            (receiver, group_key, fingerprint, starts_at)).fetchall()
+            (receiver, group_key, fingerprint, starts_at),
+        ).fetchall()
         return [_state(row) for row in rows]
 
     def save_state(self, state: AlertState) -> None:
@@ -160,9 +192,21 @@ class SqliteIntake:
             "INSERT OR REPLACE INTO alert_state (receiver, group_key, fingerprint, starts_at,"
             " account, notification, problem_key, first_notified_at, last_notified_at,"
             " last_seen_at, reminders, recovered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (state.receiver, state.group_key, state.fingerprint, state.starts_at, state.account,
-             state.notification, state.problem_key, state.first_notified_at,
-             state.last_notified_at, state.last_seen_at, state.reminders, state.recovered_at))
+            (
+                state.receiver,
+                state.group_key,
+                state.fingerprint,
+                state.starts_at,
+                state.account,
+                state.notification,
+                state.problem_key,
+                state.first_notified_at,
+                state.last_notified_at,
+                state.last_seen_at,
+                state.reminders,
+                state.recovered_at,
+            ),
+        )
 
     def recipients(self, account: str) -> list[RecipientRecord]:
         return _recipients(self.tx, account)
@@ -173,17 +217,36 @@ class SqliteIntake:
             " message_id, thread_ids, request, received_at, queued_at, next_attempt_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (notification_key, recipient) DO NOTHING",
-            (email.notification_key, email.recipient, email.notification, email.phase,
-             email.account, email.message_id, " ".join(email.thread_ids), email.request,
-             email.received_at, email.received_at, email.received_at))
+            (
+                email.notification_key,
+                email.recipient,
+                email.notification,
+                email.phase,
+                email.account,
+                email.message_id,
+                " ".join(email.thread_ids),
+                email.request,
+                email.received_at,
+                email.received_at,
+                email.received_at,
+            ),
+        )
         return bool(cursor.rowcount)
 
     def note_undeliverable(self, note: UndeliverableNote) -> None:
         self.tx.execute(
             "INSERT INTO undeliverable (received_at, receiver, account, notification, phase,"
             " reason, alerts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (note.received_at, note.receiver, note.account, note.notification, note.phase,
-             note.reason, json.dumps(note.alerts)))
+            (
+                note.received_at,
+                note.receiver,
+                note.account,
+                note.notification,
+                note.phase,
+                note.reason,
+                json.dumps(note.alerts),
+            ),
+        )
 
     def count(self, changes: Iterable[CounterChange]) -> None:
         increment_all(self.tx, changes)
@@ -196,45 +259,58 @@ class SqliteRecipients:
         self.tx = tx
 
     def role_of(self, account: str, address: str) -> str | None:
-        row = self.tx.execute("SELECT role FROM recipients WHERE account = ? AND address = ?",
-                              (account, address)).fetchone()
+        row = self.tx.execute(
+            "SELECT role FROM recipients WHERE account = ? AND address = ?", (account, address)
+        ).fetchone()
         return None if row is None else str(row["role"])
 
-    def put_subscriber(self, account: str, address: str, categories: Sequence[str],
-                       now: float) -> None:
+    def put_subscriber(
+        self, account: str, address: str, categories: Sequence[str], now: float
+    ) -> None:
         self.tx.execute(
             "INSERT INTO recipients (account, address, role, categories, created_at) "
             "VALUES (?, ?, 'subscriber', ?, ?) ON CONFLICT (account, address) "
             "DO UPDATE SET categories = excluded.categories",
-            (account, address, ",".join(categories), now))
+            (account, address, ",".join(categories), now),
+        )
 
     def delete(self, account: str, address: str) -> None:
-        self.tx.execute("DELETE FROM recipients WHERE account = ? AND address = ?",
-                        (account, address))
+        self.tx.execute(
+            "DELETE FROM recipients WHERE account = ? AND address = ?", (account, address)
+        )
 
-    def make_primary(self, account: str, address: str,
-                     former_primary_categories: Sequence[str], now: float) -> None:
-        self.tx.execute("UPDATE recipients SET role = 'subscriber', categories = ? "
-                        "WHERE account = ? AND role = 'primary' AND address != ?",
-                        (",".join(former_primary_categories), account, address))
+    def make_primary(
+        self, account: str, address: str, former_primary_categories: Sequence[str], now: float
+    ) -> None:
+        self.tx.execute(
+            "UPDATE recipients SET role = 'subscriber', categories = ? "
+            "WHERE account = ? AND role = 'primary' AND address != ?",
+            (",".join(former_primary_categories), account, address),
+        )
         self.tx.execute(
             "INSERT INTO recipients (account, address, role, categories, created_at) "
             "VALUES (?, ?, 'primary', '', ?) ON CONFLICT (account, address) "
             "DO UPDATE SET role = 'primary', categories = ''",
-            (account, address, now))
+            (account, address, now),
+        )
 
 
 class SqliteStore:
     """The mailer's store in one SQLite file shared by all processes (see Store)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.db = Database(path, synchronous="FULL", busy_timeout_ms=BUSY_TIMEOUT_MS, pragmas=(
-            # Checkpoints (copying the log into the database, with an fsync of each) are left
-            # to the delivery threads, see tune_for_delivery(); this larger threshold only
-            # bounds the log if nothing delivers for a long while.
-            ("wal_autocheckpoint", WEBHOOK_CHECKPOINT_PAGES),
-            ("foreign_keys", "ON"),
-        ))
+        self.db = Database(
+            path,
+            synchronous="FULL",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+            pragmas=(
+                # Checkpoints (copying the log into the database, with an fsync of each) are left
+                # to the delivery threads, see tune_for_delivery(); this larger threshold only
+                # bounds the log if nothing delivers for a long while.
+                ("wal_autocheckpoint", WEBHOOK_CHECKPOINT_PAGES),
+                ("foreign_keys", "ON"),
+            ),
+        )
         self.path = self.db.path
 
     def migrate(self) -> int:
@@ -259,8 +335,9 @@ class SqliteStore:
         default threshold, webhooks a larger one, so checkpoints happen after emails are
         sent rather than while Alertmanager waits for an answer.
         """
-        self.db.set_pragmas(("synchronous", "NORMAL"),
-                            ("wal_autocheckpoint", DELIVERY_CHECKPOINT_PAGES))
+        self.db.set_pragmas(
+            ("synchronous", "NORMAL"), ("wal_autocheckpoint", DELIVERY_CHECKPOINT_PAGES)
+        )
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -275,15 +352,17 @@ class SqliteStore:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def claim_batch(self, worker_id: str, now: float, lease_until: float,
-                    limit: int) -> list[OutboxRow]:
+    def claim_batch(
+        self, worker_id: str, now: float, lease_until: float, limit: int
+    ) -> list[OutboxRow]:
         with self.db.write() as tx:
             rows = tx.execute(
                 "UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN ("
                 " SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id"
                 " LIMIT ?) RETURNING *",
-                (worker_id, lease_until, now, now, limit)).fetchall()
+                (worker_id, lease_until, now, now, limit),
+            ).fetchall()
         # RETURNING gives no order guarantee.
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [_outbox_row(row) for row in rows]
@@ -293,7 +372,9 @@ class SqliteStore:
             cursor = tx.execute(
                 "UPDATE outbox SET status = 'sent', finished_at = ?, claimed_by = NULL,"
                 " lease_until = NULL, attempts = attempts + 1, last_error = ''"
-                " WHERE id = ? AND status = 'pending'", (now, row.id))
+                " WHERE id = ? AND status = 'pending'",
+                (now, row.id),
+            )
             if not cursor.rowcount:
                 return False
             increment_all(tx, counted)
@@ -304,30 +385,39 @@ class SqliteStore:
             tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
                 " claimed_by = NULL, lease_until = NULL WHERE id = ? AND status = 'pending'",
-                (next_attempt_at, error[:1000], row.id))
+                (next_attempt_at, error[:1000], row.id),
+            )
             increment_all(tx, [(counters.SMTP_ERRORS, "transient", 1)])
 
     def release(self, row: OutboxRow, worker_id: str) -> None:
         with self.db.write() as tx:
-            tx.execute("UPDATE outbox SET claimed_by = NULL, lease_until = NULL "
-                       "WHERE id = ? AND claimed_by = ?", (row.id, worker_id))
+            tx.execute(
+                "UPDATE outbox SET claimed_by = NULL, lease_until = NULL "
+                "WHERE id = ? AND claimed_by = ?",
+                (row.id, worker_id),
+            )
 
-    def mark_failed(self, row: OutboxRow, now: float, error: str,
-                    smtp_kind: str | None) -> None:
+    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> None:
         with self.db.write() as tx:
             cursor = tx.execute(
                 "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?,"
                 " attempts = attempts + 1, claimed_by = NULL, lease_until = NULL"
-                " WHERE id = ? AND status = 'pending'", (now, error[:1000], row.id))
-            increment_all(tx, [
-                (counters.EMAILS_FAILED, row.notification, 1 if cursor.rowcount else 0),
-                (counters.SMTP_ERRORS, smtp_kind or "", 1 if smtp_kind else 0),
-            ])
+                " WHERE id = ? AND status = 'pending'",
+                (now, error[:1000], row.id),
+            )
+            increment_all(
+                tx,
+                [
+                    (counters.EMAILS_FAILED, row.notification, 1 if cursor.rowcount else 0),
+                    (counters.SMTP_ERRORS, smtp_kind or "", 1 if smtp_kind else 0),
+                ],
+            )
 
     def forget_alert_states(self, seen_before: float) -> int:
         with self.db.write() as tx:
-            return tx.execute("DELETE FROM alert_state WHERE last_seen_at < ?",
-                              (seen_before,)).rowcount
+            return tx.execute(
+                "DELETE FROM alert_state WHERE last_seen_at < ?", (seen_before,)
+            ).rowcount
 
     # -- the recipient registry -----------------------------------------------------------
 
@@ -335,8 +425,11 @@ class SqliteStore:
         return _recipients(self.db.connection(), account)
 
     def accounts(self) -> list[str]:
-        rows = self.db.connection().execute(
-            "SELECT DISTINCT account FROM recipients ORDER BY account").fetchall()
+        rows = (
+            self.db.connection()
+            .execute("SELECT DISTINCT account FROM recipients ORDER BY account")
+            .fetchall()
+        )
         return [row["account"] for row in rows]
 
     @contextmanager
@@ -347,18 +440,36 @@ class SqliteStore:
     # -- reports --------------------------------------------------------------------------
 
     def undeliverable(self, limit: int) -> list[dict[str, Any]]:
-        rows = self.db.connection().execute(
-            "SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{"id": r["id"], "received_at": r["received_at"], "receiver": r["receiver"],
-                 "account": r["account"], "notification": r["notification"],
-                 "phase": r["phase"], "reason": r["reason"], "alerts": json.loads(r["alerts"])}
-                for r in rows]
+        rows = (
+            self.db.connection()
+            .execute("SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (limit,))
+            .fetchall()
+        )
+        return [
+            {
+                "id": r["id"],
+                "received_at": r["received_at"],
+                "receiver": r["receiver"],
+                "account": r["account"],
+                "notification": r["notification"],
+                "phase": r["phase"],
+                "reason": r["reason"],
+                "alerts": json.loads(r["alerts"]),
+            }
+            for r in rows
+        ]
 
     def emails(self, status: str, limit: int) -> list[dict[str, Any]]:
-        rows = self.db.connection().execute(
-            "SELECT id, notification, phase, account, recipient, message_id, attempts,"
-            " last_error, queued_at, finished_at, next_attempt_at FROM outbox WHERE status = ?"
-            " ORDER BY id DESC LIMIT ?", (status, limit)).fetchall()
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT id, notification, phase, account, recipient, message_id, attempts,"
+                " last_error, queued_at, finished_at, next_attempt_at FROM outbox WHERE status = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (status, limit),
+            )
+            .fetchall()
+        )
         return [dict(row) for row in rows]
 
     def metrics(self) -> MetricsSnapshot:
@@ -375,5 +486,7 @@ class SqliteStore:
     def probe_write(self) -> None:
         with self.db.write() as tx:
             tx.execute("PRAGMA user_version").fetchone()
-            tx.execute("INSERT INTO counters (name, label, value) VALUES ('readyz', '', 0) "
-                       "ON CONFLICT (name, label) DO UPDATE SET value = 0")
+            tx.execute(
+                "INSERT INTO counters (name, label, value) VALUES ('readyz', '', 0) "
+                "ON CONFLICT (name, label) DO UPDATE SET value = 0"
+            )

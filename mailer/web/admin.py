@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
+from sysnotify.auth import bearer_token_matches
 from sysnotify.mailer.recipients import NotFound, RecipientError, Registry
 from sysnotify.mailer.web.context import current_mailer
-from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 

@@ -8,7 +8,6 @@ thread(s) of this process. Each gunicorn worker calls it after the fork (do not 
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -34,10 +33,14 @@ def _use_gunicorn_logging(app: Flask) -> None:
         app.logger.setLevel(gunicorn_logger.level)
 
 
-def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | None = None,
-               sender_factory: Callable[[], SenderLike] | None = None,
-               clock: Callable[[], float] = time.time,
-               start_delivery: bool | None = None) -> Flask:
+def create_app(
+    config: MailerConfig | None = None,
+    *,
+    renderer: RendererLike | None = None,
+    sender_factory: Callable[[], SenderLike] | None = None,
+    clock: Callable[[], float] = time.time,
+    start_delivery: bool | None = None,
+) -> Flask:
     """Builds the mailer app.
 
     :param config: the validated config; default: loaded from $SYSNOTIFY_MAILER_CONFIG, which
@@ -49,7 +52,9 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
     :param start_delivery: default: `delivery.enabled` from the config.
     :raise ConfigError: for an invalid config; RenderError for a broken template.
     """
-    long_lived = config is None  # gunicorn's `sysnotify.mailer.web.app:create_app()`: one app per process
+    long_lived = (
+        config is None
+    )  # gunicorn's `sysnotify.mailer.web.app:create_app()`: one app per process
     config = config or load_config()
     app = Flask(__name__)
     _use_gunicorn_logging(app)
@@ -68,8 +73,9 @@ def create_app(config: MailerConfig | None = None, *, renderer: RendererLike | N
         code = error.code or 500
         if request.path.endswith("/webhook"):
             webhook.count_answer(code)
-        return jsonify({"status": "error", "code": code, "name": error.name,
-                        "error": error.description}), code
+        return jsonify(
+            {"status": "error", "code": code, "name": error.name, "error": error.description}
+        ), code
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> tuple[Response, int]:

@@ -18,7 +18,13 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from sysnotify.mailer.catalog import Catalog, NotificationKind
 from sysnotify.mailer.model import Phase
-from sysnotify.mailer.rendering.renderer import PHASES, Renderer, RenderError, phases_of, template_for
+from sysnotify.mailer.rendering.renderer import (
+    PHASES,
+    Renderer,
+    RenderError,
+    phases_of,
+    template_for,
+)
 from sysnotify.mailer.rendering.samples import PRIMARY, SUBSCRIBER, sample_request
 
 FORMATS = ("html", "text")
@@ -91,13 +97,17 @@ def create_preview_blueprint(renderer: Renderer, catalog: Catalog) -> Blueprint:
             phases = phases_of(kind)
             for position, phase in enumerate(phases):
                 row: dict[str, Any] = {
-                    "kind": kind, "first": position == 0, "span": len(phases),
+                    "kind": kind,
+                    "first": position == 0,
+                    "span": len(phases),
                     "label": _phase_label(kind, phase),
                     "template": template_for(kind, phase),
                     "html_url": url_for(".show", notification=kind.name, phase=phase),
-                    "text_url": url_for(".show", notification=kind.name, phase=phase,
-                                        format="text"),
-                    "subject": "", "error": "",
+                    "text_url": url_for(
+                        ".show", notification=kind.name, phase=phase, format="text"
+                    ),
+                    "subject": "",
+                    "error": "",
                 }
                 try:
                     row["subject"] = renderer.render(sample_request(kind, phase)).subject
@@ -112,8 +122,11 @@ def create_preview_blueprint(renderer: Renderer, catalog: Catalog) -> Blueprint:
         """One notification's sample email, as HTML or as plain text."""
         kind = catalog.by_name(notification)
         if kind is None:
-            return _error(404, f"unknown notification {notification!r}",
-                          known=[k.name for k in catalog.kinds()])
+            return _error(
+                404,
+                f"unknown notification {notification!r}",
+                known=[k.name for k in catalog.kinds()],
+            )
         phase = request.args.get("phase", "problem")
         fmt = request.args.get("format", "html")
         role = request.args.get("role", "primary")
@@ -127,8 +140,11 @@ def create_preview_blueprint(renderer: Renderer, catalog: Catalog) -> Blueprint:
         if problems:
             return _error(400, "; ".join(problems))
         if phase not in phases_of(kind):
-            return _error(404, f"notification {kind.name!r} has no {phase} email",
-                          phases=list(phases_of(kind)))
+            return _error(
+                404,
+                f"notification {kind.name!r} has no {phase} email",
+                phases=list(phases_of(kind)),
+            )
         try:
             email = renderer.render(sample_request(kind, phase, ROLES[role]))  # type: ignore[arg-type]
         except RenderError as exc:

@@ -1,7 +1,7 @@
 """The Alertmanager webhooks: customer notifications and operator alerts.
 
-A view only authenticates, decodes, stores (sysnotify.mailer.intake.transaction) and maps the outcome to
-HTTP, following Alertmanager's retry rules: 2xx once stored; 5xx only when storing failed
+A view only authenticates, decodes, stores (sysnotify.mailer.intake.transaction) and maps the
+outcome to HTTP, following Alertmanager's retry rules: 2xx once stored; 5xx only when storing failed
 (Alertmanager retries 5xx); 4xx for a request it must not retry (bad token, bad JSON,
 oversize, wrong shape). Every answer is counted by status code.
 """
@@ -15,12 +15,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from sysnotify.auth import bearer_token_matches
 from sysnotify.mailer import counters
 from sysnotify.mailer.intake.decide import Audience
 from sysnotify.mailer.intake.payload import PayloadError, parse
 from sysnotify.mailer.store import StoreError
 from sysnotify.mailer.web.context import current_mailer
-from sysnotify.auth import bearer_token_matches
 
 bp = Blueprint("webhook", __name__)
 
@@ -57,22 +57,31 @@ def _handle(audience: Audience) -> tuple[Response, int]:
     try:
         data = parse(body)
     except PayloadError as error:
-        return _error(422, "payload is not an Alertmanager webhook (version 4)",
-                      problems=error.problems)
+        return _error(
+            422, "payload is not an Alertmanager webhook (version 4)", problems=error.problems
+        )
     try:
         result = mailer.intake.accept(data, audience, received_at=mailer.clock())
     except StoreError as error:
-        current_app.logger.error("webhook %s group %s: store: %s", data.receiver,
-                                 data.group_key, error)
+        current_app.logger.error(
+            "webhook %s group %s: store: %s", data.receiver, data.group_key, error
+        )
         return _error(503, "could not store the notification; retry later")
     mailer.wake_delivery()
     # The idempotency key is the same for every retry and HA peer copy of one notification,
     # so the log shows re-deliveries at a glance.
     current_app.logger.info(
         "webhook %s: receiver=%s key=%s alerts=%d queued=%d undeliverable=%d deduplicated=%d "
-        "in %.1fms", audience, data.receiver, data.idempotency_key()[:16], len(data.alerts),
-        result.queued, result.undeliverable, result.deduplicated,
-        (time.time() - received_at) * 1000)
+        "in %.1fms",
+        audience,
+        data.receiver,
+        data.idempotency_key()[:16],
+        len(data.alerts),
+        result.queued,
+        result.undeliverable,
+        result.deduplicated,
+        (time.time() - received_at) * 1000,
+    )
     return jsonify({"status": "ok", **result.as_dict()}), 200
 
 
