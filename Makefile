@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml scripts/setup-python.sh
 binaries:
 	scripts/ensure-binaries.sh
 
-test: setup
+# Lint and types first: they take seconds and name a broken tree before the suite starts.
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -28,7 +29,9 @@ demo: setup
 	$(BIN)/python -m stack.demo $(DEMO_ARGS)
 
 lint: setup
-	$(BIN)/ruff check exporter mailer stack bench tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

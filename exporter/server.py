@@ -16,7 +16,7 @@ from sysnotify.exporter.web.app import create_app
 from sysnotify.gunicorn import exporter_settings
 
 
-class ExporterServer(BaseApplication):  # type: ignore[misc]
+class ExporterServer(BaseApplication):
     def __init__(self, config: ExporterConfig) -> None:
         self.config_ = config
         super().__init__()

@@ -424,7 +424,7 @@ class Store:
                 + " GROUP BY account",
                 (week, today, *args),
             ):
-                facts_of(account).web_weeks = tuple(weeks)  # type: ignore[assignment]
+                facts_of(account).web_weeks = tuple(weeks)
             # Driven by web_accounts, each count is a range read of one account's primary-key
             # prefix: about 3x faster than one grouped scan of web_visits.
             for account, pages in conn.execute(

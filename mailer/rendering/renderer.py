@@ -146,7 +146,7 @@ class Renderer:
         html = self._render(self._html_env, template, "body.html", context)
         try:
             html = self._inliner.inline(html)
-        except css_inline.InlineError as exc:  # type: ignore[misc]
+        except css_inline.InlineError as exc:
             raise RenderError(f"inline CSS of {template}: {exc}") from exc
         return RenderedEmail(subject=subject, text=text, html=html)
 

@@ -146,7 +146,7 @@ def create_preview_blueprint(renderer: Renderer, catalog: Catalog) -> Blueprint:
                 phases=list(phases_of(kind)),
             )
         try:
-            email = renderer.render(sample_request(kind, phase, ROLES[role]))  # type: ignore[arg-type]
+            email = renderer.render(sample_request(kind, phase, ROLES[role]))
         except RenderError as exc:
             return _error(500, str(exc))
         if fmt == "text":
