@@ -15,11 +15,8 @@ from hypothesis import strategies as st
 
 from sysnotify.mailer.catalog import DEFAULT_KINDS, GENERIC, Catalog, NotificationKind
 from sysnotify.mailer.model import AlertView, EmailRequest
-from sysnotify.mailer.rendering.renderer import (
-    TEMPLATE_FILES,
-    TEMPLATES_DIR,
-    Renderer,
-    RenderError,
+from sysnotify.mailer.rendering.check import check_templates
+from sysnotify.mailer.rendering.filters import (
     format_datetime,
     format_duration,
     format_in_days,
@@ -27,9 +24,15 @@ from sysnotify.mailer.rendering.renderer import (
     format_percent,
     join_names,
     one_line,
-    phases_of,
     system_name,
     wrap_text,
+)
+from sysnotify.mailer.rendering.renderer import (
+    TEMPLATE_FILES,
+    TEMPLATES_DIR,
+    Renderer,
+    RenderError,
+    phases_of,
 )
 from sysnotify.mailer.rendering.samples import (
     ACCOUNT,
@@ -84,7 +87,7 @@ def test_every_catalog_template_directory_has_all_three_files(kind: Notification
 
 
 def test_check_renders_every_kind_and_phase(renderer: Renderer) -> None:
-    renderer.check(CATALOG)
+    check_templates(renderer, CATALOG)
     names = {golden_name(request) for request in ALL_REQUESTS}
     assert "credentials_updated.recovery" in names
     assert "data_sync_completed.recovery" in names
@@ -225,7 +228,7 @@ def test_check_names_every_broken_template(tmp_path: Path) -> None:
     templates = broken_templates(tmp_path, "generic", "subject.txt", "{{ nope }}")
     (templates / "few_pages_tracked" / "body.txt").write_text("{{ also_nope }}")
     with pytest.raises(RenderError) as caught:
-        Renderer(SAMPLE_BRAND, templates).check(CATALOG)
+        check_templates(Renderer(SAMPLE_BRAND, templates), CATALOG)
     message = str(caught.value)
     assert "render subject of generic: 'nope' is undefined" in message
     assert "render body.txt of few_pages_tracked: 'also_nope' is undefined" in message
@@ -462,10 +465,10 @@ def test_check_finds_out_whether_an_email_reads_the_same_for_every_recipient_of_
         tmp_path: Path) -> None:
     shipped = Renderer(SAMPLE_BRAND)
     assert not shipped.same_per_role  # unknown until checked
-    shipped.check(CATALOG)
+    check_templates(shipped, CATALOG)
     assert shipped.same_per_role
     templates = broken_templates(tmp_path, "credential_expired", "body.txt",
                                  "Dear {{ recipient.address }}")
     personal = Renderer(SAMPLE_BRAND, templates)
-    personal.check(CATALOG)
+    check_templates(personal, CATALOG)
     assert not personal.same_per_role
