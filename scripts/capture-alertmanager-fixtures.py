@@ -72,8 +72,9 @@ class Captured:
         self.bodies: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
 
-    def wait_for(self, what: str, predicate: Callable[[str, dict[str, Any]], bool]
-                 ) -> dict[str, Any]:
+    def wait_for(
+        self, what: str, predicate: Callable[[str, dict[str, Any]], bool]
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             with self.lock:
@@ -105,8 +106,9 @@ def capture_server(captured: Captured) -> ThreadingHTTPServer:
     return server
 
 
-def am_alert(view: Any, account: str | None, account_name: str,
-             extra: dict[str, str] | None = None) -> dict[str, Any]:
+def am_alert(
+    view: Any, account: str | None, account_name: str, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     labels = dict(view.labels)
     if account is None:
         labels.pop("account", None)
@@ -115,8 +117,11 @@ def am_alert(view: Any, account: str | None, account_name: str,
         labels["account"] = account
         labels["account_name"] = account_name
     labels.update(extra or {})
-    return {"labels": labels, "annotations": dict(view.annotations),
-            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=ALERTS"}
+    return {
+        "labels": labels,
+        "annotations": dict(view.annotations),
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=ALERTS",
+    }
 
 
 def with_system(view: Any, system: str) -> Any:
@@ -126,13 +131,18 @@ def with_system(view: Any, system: str) -> Any:
 
 def operator_alert() -> dict[str, Any]:
     return {
-        "labels": {"alertname": "SysnotifyMailerDeliveryFailing", "audience": "operator",
-                   "category": "pipeline", "severity": "critical"},
+        "labels": {
+            "alertname": "SysnotifyMailerDeliveryFailing",
+            "audience": "operator",
+            "category": "pipeline",
+            "severity": "critical",
+        },
         "annotations": {
             "summary": "The mailer fails to deliver emails.",
             "description": "4 emails failed permanently in the last 15 minutes.",
             "runbook_url": "https://github.com/sysnotify/sysnotify/blob/main/docs/runbooks.md"
-                           "#sysnotifymailerdeliveryfailing"},
+            "#sysnotifymailerdeliveryfailing",
+        },
         "generatorURL": "http://prometheus.example:9090/graph?g0.expr=ALERTS",
     }
 
@@ -170,10 +180,12 @@ def main() -> int:
         "credential_expired": [am_alert(expired, "acc-1001", "Globex")],
         "credential_expired_grouped": [
             am_alert(with_system(expired, system), "acc-1002", "Initech")
-            for system in ("salesforce", "marketo", "hubspot")],
+            for system in ("salesforce", "marketo", "hubspot")
+        ],
         "misrouted_two_accounts": [
             am_alert(firing_kinds["web_visits_dropped"], account, name, {"misrouted": "true"})
-            for account, name in (("acc-4001", "Umbrella"), ("acc-4002", "Hooli"))],
+            for account, name in (("acc-4001", "Umbrella"), ("acc-4002", "Hooli"))
+        ],
         "no_account_label": [am_alert(firing_kinds["data_sync_delayed"], None, "")],
         "operator": [operator_alert()],
     }
@@ -198,10 +210,13 @@ def main() -> int:
                 accounts = {a["labels"].get("account", "") for a in alerts}
 
                 def match(path: str, body: dict[str, Any]) -> bool:
-                    return (body["status"] == "firing"
-                            and {a["labels"]["alertname"] for a in body["alerts"]} == names
-                            and {a["labels"].get("account", "") for a in body["alerts"]}
-                            == accounts and len(body["alerts"]) == len(alerts))
+                    return (
+                        body["status"] == "firing"
+                        and {a["labels"]["alertname"] for a in body["alerts"]} == names
+                        and {a["labels"].get("account", "") for a in body["alerts"]} == accounts
+                        and len(body["alerts"]) == len(alerts)
+                    )
+
                 return match
 
             for name, alerts in scenario_alerts.items():
@@ -210,8 +225,9 @@ def main() -> int:
             # Resolutions: a whole group, part of a group, a kind without recovery email.
             resolve = {
                 "credential_expired": scenario_alerts["credential_expired"],
-                "credential_expired_grouped_partly": scenario_alerts[
-                    "credential_expired_grouped"][2:],
+                "credential_expired_grouped_partly": scenario_alerts["credential_expired_grouped"][
+                    2:
+                ],
                 "data_sync_delayed": scenario_alerts["data_sync_delayed"],
                 "api_limit_reached": scenario_alerts["api_limit_reached"],
                 "operator": scenario_alerts["operator"],
@@ -221,21 +237,24 @@ def main() -> int:
                 names = {a["labels"]["alertname"] for a in alerts}
                 account = alerts[0]["labels"].get("account", "")
 
-                def resolved_match(path: str, body: dict[str, Any], names: set[str] = names,
-                                   account: str = account) -> bool:
-                    return (any(a["status"] == "resolved" for a in body["alerts"])
-                            and {a["labels"]["alertname"] for a in body["alerts"]} == names
-                            and all(a["labels"].get("account", "") == account
-                                    for a in body["alerts"]))
-                saved[f"{name}_resolved"] = captured.wait_for(name + " resolved",
-                                                              resolved_match)
+                def resolved_match(
+                    path: str, body: dict[str, Any], names: set[str] = names, account: str = account
+                ) -> bool:
+                    return (
+                        any(a["status"] == "resolved" for a in body["alerts"])
+                        and {a["labels"]["alertname"] for a in body["alerts"]} == names
+                        and all(a["labels"].get("account", "") == account for a in body["alerts"])
+                    )
+
+                saved[f"{name}_resolved"] = captured.wait_for(name + " resolved", resolved_match)
             version = requests.get(f"{url}/api/v2/status", timeout=5).json()["versionInfo"]
     server.shutdown()
 
     for name, body in sorted(saved.items()):
         (args.out / f"{name}.json").write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    print(f"captured {len(saved)} payloads from Alertmanager {version.get('version')} "
-          f"into {args.out}")
+    print(
+        f"captured {len(saved)} payloads from Alertmanager {version.get('version')} into {args.out}"
+    )
     return 0
 
 

@@ -103,156 +103,238 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
         "uid": "sysnotify-integration-health",
         "title": "sysnotify — Integration health",
         "description": "One customer account's integrations as the alert rules see them: "
-                       "credentials, API allowance, web-tag visits, data syncs, privacy "
-                       "opt-outs and the alerts firing for it.",
+        "credentials, API allowance, web-tag visits, data syncs, privacy "
+        "opt-outs and the alerts firing for it.",
         "time": {"from": "now-7d", "to": "now"},
     }
     panels = [
         Panel(
-            "stat", "Account",
+            "stat",
+            "Account",
             "The account selected above and its display name, from abm_account_info.",
-            [Query(f"abm_account_info{{{ACCOUNT}}}", "{{account_name}} ({{account}})",
-                   instant=True)],
-            unit="none", width=5, height=4,
+            [
+                Query(
+                    f"abm_account_info{{{ACCOUNT}}}", "{{account_name}} ({{account}})", instant=True
+                )
+            ],
+            unit="none",
+            width=5,
+            height=4,
             thresholds=[(None, INFO)],
             options={"textMode": "name", "colorMode": "none", "graphMode": "none"},
         ),
         Panel(
-            "stat", "Firing alerts",
+            "stat",
+            "Firing alerts",
             "Customer alerts firing for this account now (each may be held back by "
             "Alertmanager's grouping, inhibitions or silences).",
-            [Query(f'count(ALERTS{{{ACCOUNT}, alertstate="firing", audience="customer"}}) '
-                   "or vector(0)", instant=True)],
-            unit="none", width=3, height=4,
+            [
+                Query(
+                    f'count(ALERTS{{{ACCOUNT}, alertstate="firing", audience="customer"}}) '
+                    "or vector(0)",
+                    instant=True,
+                )
+            ],
+            unit="none",
+            width=3,
+            height=4,
             thresholds=[(None, OK), (1, BAD)],
         ),
         Panel(
-            "stat", "Pages tracked last week",
+            "stat",
+            "Pages tracked last week",
             "Distinct pages with tracked visits in the last 7 days. Under 5 pages "
             "FewWebPagesTracked fires.",
             [Query(f"abm_web_pages_tracked_last_week{{{ACCOUNT}}}", instant=True)],
-            unit="none", width=4, height=4,
+            unit="none",
+            width=4,
+            height=4,
             thresholds=[(None, BAD), (5, OK)],
         ),
         Panel(
-            "stat", "Visits against the norm",
+            "stat",
+            "Visits against the norm",
             "Tracked visits in the last 7 days as a share of the norm (the average week over "
             "the 4 weeks before). Under 50% WebVisitsDropped fires.",
-            [Query(f"abm_web_visits_last_week{{{ACCOUNT}}} / "
-                   f"abm_web_visits_weekly_average{{{ACCOUNT}}}", instant=True)],
-            unit="percentunit", width=4, height=4, decimals=0,
+            [
+                Query(
+                    f"abm_web_visits_last_week{{{ACCOUNT}}} / "
+                    f"abm_web_visits_weekly_average{{{ACCOUNT}}}",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            width=4,
+            height=4,
+            decimals=0,
             thresholds=[(None, BAD), (0.5, WARN), (0.8, OK)],
         ),
         Panel(
-            "stat", "Since last successful sync",
+            "stat",
+            "Since last successful sync",
             "Time since the latest daily sync finished successfully. Over 26 hours "
             "DataSyncDelayed fires.",
-            [Query(f"time() - abm_sync_last_success_timestamp_seconds{{{ACCOUNT}}}",
-                   instant=True)],
-            unit="s", width=4, height=4,
+            [Query(f"time() - abm_sync_last_success_timestamp_seconds{{{ACCOUNT}}}", instant=True)],
+            unit="s",
+            width=4,
+            height=4,
             thresholds=[(None, OK), (24 * 3600, WARN), (26 * 3600, BAD)],
             no_value="never",
         ),
         Panel(
-            "stat", "Since last platform event",
+            "stat",
+            "Since last platform event",
             "Time since the exporter last received an event for this account. When the "
             "platform stops reporting, the alerts cannot see changes (operators are told by "
             "SysnotifyAccountDataStale).",
-            [Query(f"time() - sysnotify_exporter_account_last_event_timestamp_seconds"
-                   f"{{{ACCOUNT}}}", instant=True)],
-            unit="s", width=4, height=4,
+            [
+                Query(
+                    f"time() - sysnotify_exporter_account_last_event_timestamp_seconds"
+                    f"{{{ACCOUNT}}}",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            width=4,
+            height=4,
             thresholds=[(None, OK), (6 * 3600, WARN), (26 * 3600, BAD)],
         ),
         Panel(
-            "table", "Credentials",
+            "table",
+            "Credentials",
             "Each connected system's credential: its password policy, whether the last "
             "validation succeeded (1) or failed (0), and the days left before the password "
             "expires (only under an expiring policy).",
             # Aggregated by system so the three results share only Time and system, which
             # is what Grafana's merge transformation joins rows on.
             [
-                Query(f"max by (system, policy) (abm_credential_info{{{ACCOUNT}}})",
-                      instant=True),
+                Query(f"max by (system, policy) (abm_credential_info{{{ACCOUNT}}})", instant=True),
                 Query(f"max by (system) (abm_credential_valid{{{ACCOUNT}}})", instant=True),
-                Query(f"max by (system) (abm_credential_expiry_timestamp_seconds{{{ACCOUNT}}} "
-                      "- time()) / 86400", instant=True),
+                Query(
+                    f"max by (system) (abm_credential_expiry_timestamp_seconds{{{ACCOUNT}}} "
+                    "- time()) / 86400",
+                    instant=True,
+                ),
             ],
-            unit="none", width=12,
+            unit="none",
+            width=12,
             transformations=[
                 {"id": "merge", "options": {}},
-                {"id": "organize", "options": {
-                    "excludeByName": {"Time": True, "Value #A": True},
-                    "renameByName": {"system": "System", "policy": "Password policy",
-                                     "Value #B": "Valid", "Value #C": "Days left"},
-                    "indexByName": {"system": 0, "policy": 1, "Value #B": 2, "Value #C": 3},
-                }},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True, "Value #A": True},
+                        "renameByName": {
+                            "system": "System",
+                            "policy": "Password policy",
+                            "Value #B": "Valid",
+                            "Value #C": "Days left",
+                        },
+                        "indexByName": {"system": 0, "policy": 1, "Value #B": 2, "Value #C": 3},
+                    },
+                },
             ],
             overrides=[
                 column_override("Days left", unit="d", decimals=1),
-                column_override("Valid", mappings=[value_map({
-                    "1": ("valid", OK), "0": ("failed", BAD)})]),
+                column_override(
+                    "Valid", mappings=[value_map({"1": ("valid", OK), "0": ("failed", BAD)})]
+                ),
             ],
         ),
         Panel(
-            "bargauge", "Days until password expiry",
+            "bargauge",
+            "Days until password expiry",
             "Days left before each expiring password must be changed. Reminders go out at "
             "14, 7 and 1 day(s) before; at 0 the credential is expired.",
-            [Query(f"(abm_credential_expiry_timestamp_seconds{{{ACCOUNT}}} - time()) / 86400",
-                   "{{system}}", instant=True)],
-            unit="d", width=12, decimals=1, minimum=0, maximum=90,
+            [
+                Query(
+                    f"(abm_credential_expiry_timestamp_seconds{{{ACCOUNT}}} - time()) / 86400",
+                    "{{system}}",
+                    instant=True,
+                )
+            ],
+            unit="d",
+            width=12,
+            decimals=1,
+            minimum=0,
+            maximum=90,
             thresholds=[(None, BAD), (1, WARN), (14, OK)],
             options={"orientation": "horizontal", "displayMode": "gradient"},
         ),
         Panel(
-            "stat", "Credential validity",
+            "stat",
+            "Credential validity",
             "Whether the last validation of each system's credential succeeded. A failed "
             "validation fires CredentialExpired for that system.",
             [Query(f"abm_credential_valid{{{ACCOUNT}}}", "{{system}}", instant=True)],
-            unit="none", width=8,
+            unit="none",
+            width=8,
             thresholds=[(None, BAD), (1, OK)],
             mappings=[value_map({"1": ("valid", OK), "0": ("failed", BAD)})],
             options={"textMode": "value_and_name", "colorMode": "background"},
         ),
         Panel(
-            "bargauge", "API usage against the daily allowance",
+            "bargauge",
+            "API usage against the daily allowance",
             "Share of each platform's contracted daily API allowance used in the current "
             "window. At 90% ApiDailyLimitApproaching fires, at 100% ApiDailyLimitReached "
             "(and the platform's sync stops until the window resets).",
-            [Query(f"abm_api_daily_calls_used{{{ACCOUNT}}} / "
-                   f"abm_api_daily_calls_limit{{{ACCOUNT}}}", "{{platform}}", instant=True)],
-            unit="percentunit", width=8, minimum=0, maximum=1,
+            [
+                Query(
+                    f"abm_api_daily_calls_used{{{ACCOUNT}}} / "
+                    f"abm_api_daily_calls_limit{{{ACCOUNT}}}",
+                    "{{platform}}",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            width=8,
+            minimum=0,
+            maximum=1,
             thresholds=[(None, OK), (0.9, WARN), (1, BAD)],
             options={"orientation": "horizontal", "displayMode": "gradient"},
         ),
         Panel(
-            "stat", "Pending opt-out requests",
+            "stat",
+            "Pending opt-out requests",
             "Privacy opt-out requests not handled yet. While any are pending, a reminder "
             "goes out weekly.",
             [Query(f"abm_privacy_optout_pending_requests{{{ACCOUNT}}}", instant=True)],
-            unit="none", width=4,
+            unit="none",
+            width=4,
             thresholds=[(None, OK), (1, WARN)],
         ),
         Panel(
-            "stat", "Oldest pending opt-out",
+            "stat",
+            "Oldest pending opt-out",
             "How long the oldest pending opt-out request has waited.",
-            [Query(f"time() - abm_privacy_optout_oldest_pending_timestamp_seconds{{{ACCOUNT}}}",
-                   instant=True)],
-            unit="s", width=4,
+            [
+                Query(
+                    f"time() - abm_privacy_optout_oldest_pending_timestamp_seconds{{{ACCOUNT}}}",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            width=4,
             thresholds=[(None, OK), (7 * 86400, WARN), (21 * 86400, BAD)],
             no_value="none pending",
         ),
         Panel(
-            "timeseries", "API calls used and allowance",
+            "timeseries",
+            "API calls used and allowance",
             "API calls used in the current daily window per platform, against the "
             "contracted allowance.",
             [
                 Query(f"abm_api_daily_calls_used{{{ACCOUNT}}}", "{{platform}} used"),
                 Query(f"abm_api_daily_calls_limit{{{ACCOUNT}}}", "{{platform}} allowance"),
             ],
-            unit="short", width=12, minimum=0,
+            unit="short",
+            width=12,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Web visits against the norm",
+            "timeseries",
+            "Web visits against the norm",
             "Tracked visits in the last 7 days, the norm (average week over the 4 weeks "
             "before) and half the norm, the default threshold of WebVisitsDropped.",
             [
@@ -260,47 +342,77 @@ def integration_health() -> tuple[dict[str, Any], list[Panel]]:
                 Query(f"abm_web_visits_weekly_average{{{ACCOUNT}}}", "norm"),
                 Query(f"0.5 * abm_web_visits_weekly_average{{{ACCOUNT}}}", "half the norm"),
             ],
-            unit="short", width=12, minimum=0,
+            unit="short",
+            width=12,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Sync duration",
+            "timeseries",
+            "Sync duration",
             "Duration of the latest finished daily sync, and how long the current run has "
             "been going while one runs. Over 6 hours DataSyncDelayed fires.",
             [
                 Query(f"abm_sync_last_duration_seconds{{{ACCOUNT}}}", "last finished run"),
-                Query(f"(time() - abm_sync_last_started_timestamp_seconds{{{ACCOUNT}}}) "
-                      f"and on (account) (abm_sync_running{{{ACCOUNT}}} == 1)",
-                      "current run"),
+                Query(
+                    f"(time() - abm_sync_last_started_timestamp_seconds{{{ACCOUNT}}}) "
+                    f"and on (account) (abm_sync_running{{{ACCOUNT}}} == 1)",
+                    "current run",
+                ),
             ],
-            unit="s", width=12, minimum=0,
+            unit="s",
+            width=12,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Time since last successful sync",
+            "timeseries",
+            "Time since last successful sync",
             "Age of the latest successful sync. It climbs by a day a day when syncs fail "
             "or stop; over 26 hours DataSyncDelayed fires.",
-            [Query(f"time() - abm_sync_last_success_timestamp_seconds{{{ACCOUNT}}}",
-                   "since last success")],
-            unit="s", width=12, minimum=0,
+            [
+                Query(
+                    f"time() - abm_sync_last_success_timestamp_seconds{{{ACCOUNT}}}",
+                    "since last success",
+                )
+            ],
+            unit="s",
+            width=12,
+            minimum=0,
             thresholds=[(None, OK), (26 * 3600, BAD)],
             options={"thresholdsStyle": "line"},
         ),
         Panel(
-            "table", "Firing alerts for this account",
+            "table",
+            "Firing alerts for this account",
             "Customer alerts firing for this account now, with the labels that route them. "
             "Whether an email went out depends on Alertmanager (grouping, repeat interval, "
             "inhibitions, silences).",
-            [Query(f'ALERTS{{{ACCOUNT}, alertstate="firing", audience="customer"}}',
-                   instant=True)],
-            unit="none", width=24,
+            [Query(f'ALERTS{{{ACCOUNT}, alertstate="firing", audience="customer"}}', instant=True)],
+            unit="none",
+            width=24,
             transformations=[
-                {"id": "organize", "options": {
-                    "excludeByName": {"Time": True, "Value": True, "__name__": True,
-                                      "alertstate": True, "audience": True, "account": True,
-                                      "instance": True, "job": True},
-                    "renameByName": {"alertname": "Alert", "account_name": "Account name",
-                                     "category": "Category", "severity": "Severity",
-                                     "system": "System", "platform": "Platform"},
-                }},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {
+                            "Time": True,
+                            "Value": True,
+                            "__name__": True,
+                            "alertstate": True,
+                            "audience": True,
+                            "account": True,
+                            "instance": True,
+                            "job": True,
+                        },
+                        "renameByName": {
+                            "alertname": "Alert",
+                            "account_name": "Account name",
+                            "category": "Category",
+                            "severity": "Severity",
+                            "system": "System",
+                            "platform": "Platform",
+                        },
+                    },
+                },
             ],
         ),
     ]
@@ -336,8 +448,8 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
         "uid": "sysnotify-notification-pipeline",
         "title": "sysnotify — Notification pipeline",
         "description": "The notification pipeline's own health: emails sent, failed, "
-                       "deduplicated and undeliverable, the outbox, delivery latency, the "
-                       "webhook, and the exporter's ingest.",
+        "deduplicated and undeliverable, the outbox, delivery latency, the "
+        "webhook, and the exporter's ingest.",
         "time": {"from": "now-6h", "to": "now"},
     }
     outcomes = [
@@ -350,193 +462,331 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
     latency = "sysnotify_mailer_delivery_latency_seconds_bucket"
     panels = [
         Panel(
-            "stat", "Emails sent",
+            "stat",
+            "Emails sent",
             "Emails accepted by the SMTP server, per minute, over the last rate interval.",
-            [Query(f"{rate('sysnotify_mailer_emails_sent_total', per_minute=True)} "
-                   "or vector(0)", instant=True)],
-            unit="cpm", width=4, height=4, thresholds=[(None, INFO)],
+            [
+                Query(
+                    f"{rate('sysnotify_mailer_emails_sent_total', per_minute=True)} or vector(0)",
+                    instant=True,
+                )
+            ],
+            unit="cpm",
+            width=4,
+            height=4,
+            thresholds=[(None, INFO)],
         ),
         Panel(
-            "stat", "Emails failed",
+            "stat",
+            "Emails failed",
             "Emails given up on (permanent SMTP failure or attempts exhausted), per minute.",
-            [Query(f"{rate('sysnotify_mailer_emails_failed_total', per_minute=True)} "
-                   "or vector(0)", instant=True)],
-            unit="cpm", width=4, height=4, thresholds=[(None, OK), (0.0001, BAD)],
+            [
+                Query(
+                    f"{rate('sysnotify_mailer_emails_failed_total', per_minute=True)} or vector(0)",
+                    instant=True,
+                )
+            ],
+            unit="cpm",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (0.0001, BAD)],
         ),
         Panel(
-            "stat", "Outbox depth",
+            "stat",
+            "Outbox depth",
             "Emails waiting in the outbox to be sent.",
             [Query("sum(sysnotify_mailer_outbox_pending_emails)", instant=True)],
-            unit="none", width=4, height=4, thresholds=[(None, OK), (100, WARN), (1000, BAD)],
+            unit="none",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (100, WARN), (1000, BAD)],
         ),
         Panel(
-            "stat", "Oldest pending email",
+            "stat",
+            "Oldest pending email",
             "How long the oldest email in the outbox has waited (0 when none waits).",
-            [Query("(time() - min(sysnotify_mailer_outbox_oldest_pending_timestamp_seconds)) "
-                   "or vector(0)", instant=True)],
-            unit="s", width=4, height=4, thresholds=[(None, OK), (300, WARN), (3600, BAD)],
+            [
+                Query(
+                    "(time() - min(sysnotify_mailer_outbox_oldest_pending_timestamp_seconds)) "
+                    "or vector(0)",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (300, WARN), (3600, BAD)],
         ),
         Panel(
-            "stat", "Delivery latency p99",
+            "stat",
+            "Delivery latency p99",
             "99th percentile of the time from webhook received to SMTP accepted, over the "
             "last rate interval.",
-            [Query(f"histogram_quantile(0.99, sum by (le) (rate({latency}[$__rate_interval])))",
-                   instant=True)],
-            unit="s", width=4, height=4, thresholds=[(None, OK), (60, WARN), (600, BAD)],
+            [
+                Query(
+                    f"histogram_quantile(0.99, sum by (le) (rate({latency}[$__rate_interval])))",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (60, WARN), (600, BAD)],
         ),
         Panel(
-            "stat", "Accounts known",
+            "stat",
+            "Accounts known",
             "Accounts in the exporter's fact store.",
             [Query("sum(sysnotify_exporter_accounts)", instant=True)],
-            unit="none", width=4, height=4, thresholds=[(None, INFO)],
+            unit="none",
+            width=4,
+            height=4,
+            thresholds=[(None, INFO)],
         ),
         Panel(
-            "stat", "Exporter store readable",
+            "stat",
+            "Exporter store readable",
             "1 when the exporter could read its fact store at the last scrape; 0 means the "
             "customer metrics are missing from its output.",
             [Query("min(sysnotify_exporter_store_up)", instant=True)],
-            unit="none", width=4, height=4, thresholds=[(None, BAD), (1, OK)],
+            unit="none",
+            width=4,
+            height=4,
+            thresholds=[(None, BAD), (1, OK)],
         ),
         Panel(
-            "timeseries", "Email outcomes",
+            "timeseries",
+            "Email outcomes",
             "Per minute: emails queued in the outbox, sent, failed and undeliverable "
             "(no recipients), and alerts that were re-deliveries and sent nothing.",
             [Query(rate(metric, per_minute=True), legend) for metric, legend in outcomes],
-            unit="cpm", width=12, minimum=0,
+            unit="cpm",
+            width=12,
+            minimum=0,
             overrides=[column_override("failed", color={"mode": "fixed", "fixedColor": BAD})],
         ),
         Panel(
-            "timeseries", "Emails sent by notification",
+            "timeseries",
+            "Emails sent by notification",
             "Emails accepted by the SMTP server per minute, by notification kind.",
-            [Query(rate("sysnotify_mailer_emails_sent_total", "notification", True),
-                   "{{notification}}")],
-            unit="cpm", width=12, minimum=0,
+            [
+                Query(
+                    rate("sysnotify_mailer_emails_sent_total", "notification", True),
+                    "{{notification}}",
+                )
+            ],
+            unit="cpm",
+            width=12,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Emails failed by notification",
+            "timeseries",
+            "Emails failed by notification",
             "Emails given up on per minute, by notification kind: permanent SMTP failures "
             "and attempts exhausted.",
-            [Query(rate("sysnotify_mailer_emails_failed_total", "notification", True),
-                   "{{notification}}")],
-            unit="cpm", width=8, minimum=0,
+            [
+                Query(
+                    rate("sysnotify_mailer_emails_failed_total", "notification", True),
+                    "{{notification}}",
+                )
+            ],
+            unit="cpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Undeliverable notifications",
+            "timeseries",
+            "Undeliverable notifications",
             "Notifications per minute for accounts that have no recipients, by kind; add "
             "recipients with `sysnotify-mailer recipients add`.",
-            [Query(rate("sysnotify_mailer_emails_undeliverable_total", "notification", True),
-                   "{{notification}}")],
-            unit="cpm", width=8, minimum=0,
+            [
+                Query(
+                    rate("sysnotify_mailer_emails_undeliverable_total", "notification", True),
+                    "{{notification}}",
+                )
+            ],
+            unit="cpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Deduplicated notifications",
+            "timeseries",
+            "Deduplicated notifications",
             "Alerts per minute that were re-deliveries (Alertmanager retries, HA peers) "
             "and sent nothing, by kind.",
-            [Query(rate("sysnotify_mailer_notifications_deduplicated_total", "notification",
-                        True), "{{notification}}")],
-            unit="cpm", width=8, minimum=0,
+            [
+                Query(
+                    rate("sysnotify_mailer_notifications_deduplicated_total", "notification", True),
+                    "{{notification}}",
+                )
+            ],
+            unit="cpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Outbox depth",
+            "timeseries",
+            "Outbox depth",
             "Emails waiting in the outbox. A depth that keeps growing means SMTP is down or "
             "slower than the notifications coming in.",
             [Query("sum(sysnotify_mailer_outbox_pending_emails)", "pending")],
-            unit="none", width=8, minimum=0,
+            unit="none",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Oldest pending email age",
+            "timeseries",
+            "Oldest pending email age",
             "How long the oldest email in the outbox has waited; absent when none waits.",
-            [Query("time() - min(sysnotify_mailer_outbox_oldest_pending_timestamp_seconds)",
-                   "oldest pending")],
-            unit="s", width=8, minimum=0,
+            [
+                Query(
+                    "time() - min(sysnotify_mailer_outbox_oldest_pending_timestamp_seconds)",
+                    "oldest pending",
+                )
+            ],
+            unit="s",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Delivery latency",
+            "timeseries",
+            "Delivery latency",
             "Time from webhook received to SMTP accepted: median and 99th percentile, from "
             "the mailer's histogram.",
             [
-                Query(f"histogram_quantile(0.5, sum by (le) "
-                      f"(rate({latency}[$__rate_interval])))", "p50"),
-                Query(f"histogram_quantile(0.99, sum by (le) "
-                      f"(rate({latency}[$__rate_interval])))", "p99"),
+                Query(
+                    f"histogram_quantile(0.5, sum by (le) (rate({latency}[$__rate_interval])))",
+                    "p50",
+                ),
+                Query(
+                    f"histogram_quantile(0.99, sum by (le) (rate({latency}[$__rate_interval])))",
+                    "p99",
+                ),
             ],
-            unit="s", width=8, minimum=0,
+            unit="s",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Webhook requests by code",
+            "timeseries",
+            "Webhook requests by code",
             "Alertmanager webhook answers per minute by HTTP status. Alertmanager retries "
             "5xx; 4xx means a payload or token it will not resend.",
-            [Query(rate("sysnotify_mailer_webhook_requests_total", "code", True),
-                   "{{code}}")],
-            unit="reqpm", width=8, minimum=0,
+            [Query(rate("sysnotify_mailer_webhook_requests_total", "code", True), "{{code}}")],
+            unit="reqpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "SMTP errors by kind",
+            "timeseries",
+            "SMTP errors by kind",
             "Failed SMTP attempts per minute: transient ones are retried with backoff, "
             "permanent ones end the email.",
             [Query(rate("sysnotify_mailer_smtp_errors_total", "kind", True), "{{kind}}")],
-            unit="cpm", width=8, minimum=0,
+            unit="cpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Notifications received",
+            "timeseries",
+            "Notifications received",
             "Alerts received in webhook payloads per minute, by notification kind.",
-            [Query(rate("sysnotify_mailer_notifications_received_total", "notification",
-                        True), "{{notification}}")],
-            unit="cpm", width=8, minimum=0,
+            [
+                Query(
+                    rate("sysnotify_mailer_notifications_received_total", "notification", True),
+                    "{{notification}}",
+                )
+            ],
+            unit="cpm",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Exporter ingest rate",
+            "timeseries",
+            "Exporter ingest rate",
             "Platform events applied per second, by event type.",
             [Query(rate("sysnotify_exporter_events_ingested_total", "type"), "{{type}}")],
-            unit="cps", width=8, minimum=0,
+            unit="cps",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Exporter rejections",
+            "timeseries",
+            "Exporter rejections",
             "Rejected ingest requests or files per second by reason, and events in "
             "rejected batches.",
             [
-                Query(rate("sysnotify_exporter_batches_rejected_total", "reason"),
-                      "batches: {{reason}}"),
+                Query(
+                    rate("sysnotify_exporter_batches_rejected_total", "reason"),
+                    "batches: {{reason}}",
+                ),
                 Query(rate("sysnotify_exporter_events_rejected_total"), "events"),
             ],
-            unit="cps", width=8, minimum=0,
+            unit="cps",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Exporter collection time",
+            "timeseries",
+            "Exporter collection time",
             "Time the exporter's last /metrics collection took.",
             [Query("max(sysnotify_exporter_collect_duration_seconds)", "collection")],
-            unit="s", width=8, minimum=0,
+            unit="s",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "timeseries", "Since last ingested event",
+            "timeseries",
+            "Since last ingested event",
             "Time since the exporter last applied an event from the platform. A steady "
             "climb means the platform stopped sending.",
-            [Query("time() - max(sysnotify_exporter_last_event_timestamp_seconds)",
-                   "since last event")],
-            unit="s", width=8, minimum=0,
+            [
+                Query(
+                    "time() - max(sysnotify_exporter_last_event_timestamp_seconds)",
+                    "since last event",
+                )
+            ],
+            unit="s",
+            width=8,
+            minimum=0,
         ),
         Panel(
-            "stat", "Scrape targets up",
+            "stat",
+            "Scrape targets up",
             "Whether Prometheus reaches each target it scrapes (1 up, 0 down).",
             [Query("up", "{{job}} {{instance}}", instant=True)],
-            unit="none", width=8,
+            unit="none",
+            width=8,
             thresholds=[(None, BAD), (1, OK)],
             mappings=[value_map({"1": ("up", OK), "0": ("down", BAD)})],
             options={"textMode": "value_and_name", "colorMode": "background"},
         ),
         Panel(
-            "table", "Operator alerts firing",
+            "table",
+            "Operator alerts firing",
             "Alerts about the pipeline itself (exporter, mailer, outbox, watchdog) firing "
             "now; they go to the operators, never to customers. The Watchdog always fires.",
             [Query('ALERTS{alertstate="firing", audience="operator"}', instant=True)],
-            unit="none", width=16,
+            unit="none",
+            width=16,
             transformations=[
-                {"id": "organize", "options": {
-                    "excludeByName": {"Time": True, "Value": True, "__name__": True,
-                                      "alertstate": True, "audience": True},
-                    "renameByName": {"alertname": "Alert", "category": "Category",
-                                     "severity": "Severity"},
-                }},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {
+                            "Time": True,
+                            "Value": True,
+                            "__name__": True,
+                            "alertstate": True,
+                            "audience": True,
+                        },
+                        "renameByName": {
+                            "alertname": "Alert",
+                            "category": "Category",
+                            "severity": "Severity",
+                        },
+                    },
+                },
             ],
         ),
     ]
@@ -565,8 +815,10 @@ def datasource_variable() -> dict[str, Any]:
 
 
 def thresholds(steps: list[tuple[float | None, str]]) -> dict[str, Any]:
-    return {"mode": "absolute",
-            "steps": [{"color": color, "value": value} for value, color in steps]}
+    return {
+        "mode": "absolute",
+        "steps": [{"color": color, "value": value} for value, color in steps],
+    }
 
 
 def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
@@ -575,27 +827,46 @@ def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
         "unit": panel.unit,
         "thresholds": thresholds(panel.thresholds),
         "mappings": panel.mappings,
-        "color": {"mode": "thresholds"} if panel.kind in ("stat", "bargauge")
+        "color": {"mode": "thresholds"}
+        if panel.kind in ("stat", "bargauge")
         else {"mode": "palette-classic"},
     }
-    for key, value in (("min", panel.minimum), ("max", panel.maximum),
-                       ("decimals", panel.decimals), ("noValue", panel.no_value)):
+    for key, value in (
+        ("min", panel.minimum),
+        ("max", panel.maximum),
+        ("decimals", panel.decimals),
+        ("noValue", panel.no_value),
+    ):
         if value is not None:
             defaults[key] = value
     options = dict(panel.options)
     if panel.kind == "timeseries":
         style = options.pop("thresholdsStyle", "off")
         defaults["custom"] = {
-            "drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
-            "spanNulls": False, "thresholdsStyle": {"mode": style},
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+            "spanNulls": False,
+            "thresholdsStyle": {"mode": style},
         }
-        options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                   "tooltip": {"mode": "multi", "sort": "desc"}} | options
+        options = {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        } | options
     elif panel.kind in ("stat", "bargauge"):
         reduce = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
-        common = {"orientation": "auto", "textMode": "auto", "colorMode": "value",
-                  "graphMode": "none", "justifyMode": "auto"} if panel.kind == "stat" \
+        common = (
+            {
+                "orientation": "auto",
+                "textMode": "auto",
+                "colorMode": "value",
+                "graphMode": "none",
+                "justifyMode": "auto",
+            }
+            if panel.kind == "stat"
             else {"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True}
+        )
         options = reduce | common | options
     elif panel.kind == "table":
         defaults["custom"] = {"align": "auto", "cellOptions": {"type": "auto"}}
@@ -663,10 +934,16 @@ def dashboard(meta: dict[str, Any], panels: list[Panel]) -> dict[str, Any]:
         "timezone": "utc",
         "version": 1,
         "annotations": {"list": []},
-        "links": [{
-            "title": "sysnotify dashboards", "type": "dashboards", "tags": ["sysnotify"],
-            "asDropdown": False, "includeVars": True, "keepTime": True,
-        }],
+        "links": [
+            {
+                "title": "sysnotify dashboards",
+                "type": "dashboards",
+                "tags": ["sysnotify"],
+                "asDropdown": False,
+                "includeVars": True,
+                "keepTime": True,
+            }
+        ],
         "templating": meta["templating"],
         "panels": layout(panels),
     }
@@ -688,11 +965,17 @@ def render_all() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="report committed dashboards that differ from the generator; "
-                             "change nothing")
-    parser.add_argument("--out", type=Path, default=DASHBOARDS_DIR,
-                        help=f"output directory (default: {DASHBOARDS_DIR.relative_to(REPO_ROOT)})")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="report committed dashboards that differ from the generator; change nothing",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DASHBOARDS_DIR,
+        help=f"output directory (default: {DASHBOARDS_DIR.relative_to(REPO_ROOT)})",
+    )
     args = parser.parse_args(argv)
     stale = []
     for name, text in render_all().items():
@@ -707,8 +990,11 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text)
             print(f"wrote {path}")
     if stale:
-        print("out of date (run python scripts/gen-dashboards.py): "
-              + ", ".join(str(path) for path in stale), file=sys.stderr)
+        print(
+            "out of date (run python scripts/gen-dashboards.py): "
+            + ", ".join(str(path) for path in stale),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -47,12 +47,23 @@ def alert_rules() -> dict[str, dict[str, str]]:
 ALERTS = alert_rules()
 
 
-def amtool_route(amtool: str, labels: dict[str, str],
-                 receiver: str) -> subprocess.CompletedProcess[str]:
+def amtool_route(
+    amtool: str, labels: dict[str, str], receiver: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [amtool, "config", "routes", "test", f"--config.file={CONFIG_PATH}",
-         f"--verify.receivers={receiver}", *(f"{key}={value}" for key, value in labels.items())],
-        capture_output=True, text=True, check=False)
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={CONFIG_PATH}",
+            f"--verify.receivers={receiver}",
+            *(f"{key}={value}" for key, value in labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_amtool_accepts_the_config(binary: Callable[[str], str], tmp_path: Path) -> None:
@@ -62,14 +73,19 @@ def test_amtool_accepts_the_config(binary: Callable[[str], str], tmp_path: Path)
     (tmp_path / derive.WEBHOOK_TOKEN_FILE).parent.mkdir()
     (tmp_path / derive.WEBHOOK_TOKEN_FILE).write_text("test-token\n")
     for path in (CONFIG_PATH, copy):
-        result = subprocess.run([binary("amtool"), "check-config", str(path)],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [binary("amtool"), "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("alertname", sorted(ALERTS))
 def test_amtool_routes_each_alert_to_its_audience_receiver(
-        binary: Callable[[str], str], alertname: str) -> None:
+    binary: Callable[[str], str], alertname: str
+) -> None:
     labels = ALERTS[alertname]
     receiver = "mailer" if labels["audience"] == "customer" else "operators"
     result = amtool_route(binary("amtool"), labels, receiver)
@@ -77,18 +93,35 @@ def test_amtool_routes_each_alert_to_its_audience_receiver(
     assert result.stdout.strip() == receiver
 
 
-@pytest.mark.parametrize("labels,receiver", [
-    # Operator alerts never reach the customers' receiver, whatever else they carry.
-    ({"alertname": "SysnotifyExporterDown", "audience": "operator", "category": "credentials"},
-     "operators"),
-    # Without an audience label an alert is an operator matter.
-    ({"alertname": "SomethingNew", "account": "acc-1"}, "operators"),
-    # A new customer alert in a new category still reaches the mailer (generic notification).
-    ({"alertname": "SomethingNew", "audience": "customer", "category": "other",
-      "account": "acc-1"}, "mailer"),
-])
-def test_amtool_routes_edge_cases(binary: Callable[[str], str], labels: dict[str, str],
-                                  receiver: str) -> None:
+@pytest.mark.parametrize(
+    "labels,receiver",
+    [
+        # Operator alerts never reach the customers' receiver, whatever else they carry.
+        (
+            {
+                "alertname": "SysnotifyExporterDown",
+                "audience": "operator",
+                "category": "credentials",
+            },
+            "operators",
+        ),
+        # Without an audience label an alert is an operator matter.
+        ({"alertname": "SomethingNew", "account": "acc-1"}, "operators"),
+        # A new customer alert in a new category still reaches the mailer (generic notification).
+        (
+            {
+                "alertname": "SomethingNew",
+                "audience": "customer",
+                "category": "other",
+                "account": "acc-1",
+            },
+            "mailer",
+        ),
+    ],
+)
+def test_amtool_routes_edge_cases(
+    binary: Callable[[str], str], labels: dict[str, str], receiver: str
+) -> None:
     result = amtool_route(binary("amtool"), labels, receiver)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -140,7 +173,8 @@ def test_expiry_reminders_never_repeat_within_a_stage() -> None:
     # Stages: 14d lasts 7 days, 7d lasts 6 days, 1d lasts 1 day. A repeat inside a stage would
     # make an email that is not at 14, 7 or 1 day(s) before.
     repeat = derive.parse_duration(
-        effective(leaf_route(ALERTS["CredentialExpiringSoon"]), "repeat_interval"))
+        effective(leaf_route(ALERTS["CredentialExpiringSoon"]), "repeat_interval")
+    )
     assert repeat > 7 * DAY
 
 
@@ -196,30 +230,42 @@ def test_webhooks_use_the_shared_token_file_and_work_on_alertmanager_0_25() -> N
         assert set(webhook) == {"url", "send_resolved", "max_alerts", "http_config"}
         assert webhook["send_resolved"] is True
         assert webhook["max_alerts"] == 0
-        assert webhook["http_config"] == {"authorization": {
-            "type": "Bearer", "credentials_file": str(derive.WEBHOOK_TOKEN_FILE)}}
+        assert webhook["http_config"] == {
+            "authorization": {"type": "Bearer", "credentials_file": str(derive.WEBHOOK_TOKEN_FILE)}
+        }
         urls[name] = webhook["url"]
-    assert urls == {"mailer": "http://mailer:9731/alertmanager/webhook",
-                    "operators": "http://mailer:9731/operators/webhook"}
+    assert urls == {
+        "mailer": "http://mailer:9731/alertmanager/webhook",
+        "operators": "http://mailer:9731/operators/webhook",
+    }
 
 
 def test_inhibitions_are_the_documented_three() -> None:
     assert CONFIG["inhibit_rules"] == [
-        {"source_matchers": ['alertname="CredentialExpired"'],
-         "target_matchers": ['alertname="CredentialExpiringSoon"'], "equal": ["account", "system"]},
-        {"source_matchers": ['alertname="ApiDailyLimitReached"'],
-         "target_matchers": ['alertname="ApiDailyLimitApproaching"'],
-         "equal": ["account", "platform"]},
-        {"source_matchers": ['alertname="ApiDailyLimitReached"'],
-         "target_matchers": ['alertname="DataSyncDelayed"'], "equal": ["account"]},
+        {
+            "source_matchers": ['alertname="CredentialExpired"'],
+            "target_matchers": ['alertname="CredentialExpiringSoon"'],
+            "equal": ["account", "system"],
+        },
+        {
+            "source_matchers": ['alertname="ApiDailyLimitReached"'],
+            "target_matchers": ['alertname="ApiDailyLimitApproaching"'],
+            "equal": ["account", "platform"],
+        },
+        {
+            "source_matchers": ['alertname="ApiDailyLimitReached"'],
+            "target_matchers": ['alertname="DataSyncDelayed"'],
+            "equal": ["account"],
+        },
     ]
 
 
 KEY_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_]+):(?:\s|$)")
 
 
-@pytest.mark.parametrize("path", [CONFIG_PATH, REPO / "prometheus" / "prometheus.yml"],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "path", [CONFIG_PATH, REPO / "prometheus" / "prometheus.yml"], ids=lambda path: path.name
+)
 def test_every_key_says_required_or_optional_with_default(path: Path) -> None:
     undocumented = []
     for number, line in enumerate(path.read_text().splitlines(), 1):

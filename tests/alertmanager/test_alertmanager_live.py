@@ -44,13 +44,15 @@ class Recorder:
 
     def bodies(self, path: str, sender: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [body for got_path, _, body in self.requests
-                    if got_path == path and body.get("externalURL") == sender]
+            return [
+                body
+                for got_path, _, body in self.requests
+                if got_path == path and body.get("externalURL") == sender
+            ]
 
     def authorizations(self, sender: str) -> set[str]:
         with self.lock:
-            return {auth for _, auth, body in self.requests
-                    if body.get("externalURL") == sender}
+            return {auth for _, auth, body in self.requests if body.get("externalURL") == sender}
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +82,11 @@ def recorder() -> Iterator[tuple[Recorder, int]]:
 
 
 @pytest.fixture(scope="module")
-def alertmanager(binary: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory,
-                 recorder: tuple[Recorder, int]) -> Iterator[Service]:
+def alertmanager(
+    binary: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    recorder: tuple[Recorder, int],
+) -> Iterator[Service]:
     binary("alertmanager")
     workdir = tmp_path_factory.mktemp("alertmanager-live")
     _, port = recorder
@@ -89,10 +94,12 @@ def alertmanager(binary: Callable[[str], str], tmp_path_factory: pytest.TempPath
     # asynchronously, and a group flushed before that would notify an alert it should hold back
     # (in production the 30s group_wait covers this).
     scale = derive.by_mapping({"30s": "5s"}, otherwise=derive.by_factor(60))
-    derived = derive.write_stack(workdir / "config", derive.local_addresses(mailer=port),
-                                 scale, TOKEN)
-    service = servers.alertmanager(derived.alertmanager, workdir,
-                                   extra_args=derived.alertmanager_args)
+    derived = derive.write_stack(
+        workdir / "config", derive.local_addresses(mailer=port), scale, TOKEN
+    )
+    service = servers.alertmanager(
+        derived.alertmanager, workdir, extra_args=derived.alertmanager_args
+    )
     # Not the config directory: the token file must be found relative to the config file.
     service.cwd = workdir
     with service:
@@ -102,8 +109,13 @@ def alertmanager(binary: Callable[[str], str], tmp_path_factory: pytest.TempPath
 def alert(alertname: str, **labels: str) -> dict[str, Any]:
     audience = "operator" if alertname == "Watchdog" else "customer"
     return {
-        "labels": {"alertname": alertname, "audience": audience, "severity": "warning",
-                   "run": RUN, **labels},
+        "labels": {
+            "alertname": alertname,
+            "audience": audience,
+            "severity": "warning",
+            "run": RUN,
+            **labels,
+        },
         "annotations": {"summary": f"{alertname} for the live test."},
         "startsAt": datetime.now(UTC).isoformat(),
         "endsAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
@@ -112,12 +124,27 @@ def alert(alertname: str, **labels: str) -> dict[str, Any]:
 
 POSTED = [
     alert("CredentialExpired", account="acc-1", system="salesforce", category="credentials"),
-    alert("CredentialExpiringSoon", account="acc-1", system="salesforce", category="credentials",
-          reminder="7d"),
-    alert("CredentialExpiringSoon", account="acc-1", system="eloqua", category="credentials",
-          reminder="7d"),
-    alert("CredentialExpiringSoon", account="acc-2", system="salesforce", category="credentials",
-          reminder="14d"),
+    alert(
+        "CredentialExpiringSoon",
+        account="acc-1",
+        system="salesforce",
+        category="credentials",
+        reminder="7d",
+    ),
+    alert(
+        "CredentialExpiringSoon",
+        account="acc-1",
+        system="eloqua",
+        category="credentials",
+        reminder="7d",
+    ),
+    alert(
+        "CredentialExpiringSoon",
+        account="acc-2",
+        system="salesforce",
+        category="credentials",
+        reminder="14d",
+    ),
     alert("ApiDailyLimitReached", account="acc-1", platform="hubspot", category="api_limits"),
     alert("ApiDailyLimitApproaching", account="acc-1", platform="hubspot", category="api_limits"),
     alert("ApiDailyLimitApproaching", account="acc-1", platform="marketo", category="api_limits"),
@@ -135,8 +162,11 @@ INHIBITED = {
 
 
 def key(labels: dict[str, str]) -> tuple[str, str, str]:
-    return (labels["alertname"], labels.get("account", ""),
-            labels.get("system", labels.get("platform", "")))
+    return (
+        labels["alertname"],
+        labels.get("account", ""),
+        labels.get("system", labels.get("platform", "")),
+    )
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> Any:
@@ -157,8 +187,9 @@ def alerts_state(alertmanager: Service) -> dict[tuple[str, str, str], dict[str, 
     assert response.status_code == 200, response.text
 
     def settled() -> dict[tuple[str, str, str], dict[str, Any]] | None:
-        got = requests.get(f"{url}/api/v2/alerts", params={"filter": f'run="{RUN}"'},
-                           timeout=10).json()
+        got = requests.get(
+            f"{url}/api/v2/alerts", params={"filter": f'run="{RUN}"'}, timeout=10
+        ).json()
         by_key = {key(item["labels"]): item for item in got}
         if len(by_key) != len(POSTED):
             return None
@@ -170,15 +201,14 @@ def alerts_state(alertmanager: Service) -> dict[tuple[str, str, str], dict[str, 
 
 @pytest.mark.parametrize("target", sorted(INHIBITED))
 def test_inhibited_alert_is_suppressed_by_its_source(
-        alerts_state: dict[tuple[str, str, str], dict[str, Any]],
-        target: tuple[str, str, str]) -> None:
+    alerts_state: dict[tuple[str, str, str], dict[str, Any]], target: tuple[str, str, str]
+) -> None:
     status = alerts_state[target]["status"]
     assert status["state"] == "suppressed"
     assert status["inhibitedBy"] == [alerts_state[INHIBITED[target]]["fingerprint"]]
 
 
-def test_other_alerts_stay_active(
-        alerts_state: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+def test_other_alerts_stay_active(alerts_state: dict[tuple[str, str, str], dict[str, Any]]) -> None:
     active = {k for k, item in alerts_state.items() if item["status"]["state"] == "active"}
     assert active == set(alerts_state) - set(INHIBITED)
     # Same alertname, other system/platform/account: not held back.
@@ -189,18 +219,26 @@ def test_other_alerts_stay_active(
 
 
 def notified(recorder: Recorder, path: str, sender: str) -> set[tuple[str, str, str]]:
-    return {key(item["labels"]) for body in recorder.bodies(path, sender)
-            for item in body["alerts"] if item["labels"].get("run") == RUN}
+    return {
+        key(item["labels"])
+        for body in recorder.bodies(path, sender)
+        for item in body["alerts"]
+        if item["labels"].get("run") == RUN
+    }
 
 
 def test_webhooks_get_each_audience_with_the_token_and_no_inhibited_alert(
-        alertmanager: Service, alerts_state: dict[tuple[str, str, str], dict[str, Any]],
-        recorder: tuple[Recorder, int]) -> None:
+    alertmanager: Service,
+    alerts_state: dict[tuple[str, str, str], dict[str, Any]],
+    recorder: tuple[Recorder, int],
+) -> None:
     record, _ = recorder
     sender = alertmanager.url  # type: ignore[attr-defined]
     customer = {k for k in alerts_state if k[0] != "Watchdog"} - set(INHIBITED)
-    wait_for(lambda: notified(record, "/alertmanager/webhook", sender) >= customer,
-             "the customer notifications")
+    wait_for(
+        lambda: notified(record, "/alertmanager/webhook", sender) >= customer,
+        "the customer notifications",
+    )
     wait_for(lambda: notified(record, "/operators/webhook", sender), "the Watchdog notification")
 
     assert notified(record, "/alertmanager/webhook", sender) == customer

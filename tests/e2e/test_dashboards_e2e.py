@@ -31,32 +31,43 @@ def populated(local_stack: LocalStack) -> LocalStack:
     local_stack.add_recipients(scenario.ACCOUNTS)
     local_stack.post_events(scenario.trouble_events(datetime.now(UTC)))
     local_stack.wait_for(
-        lambda: {m.header("X-Sysnotify-Account") for m in local_stack.customer_mails()}
-        >= {"acc-umbrella", "acc-initech", "acc-globex"},
-        240, "the story's emails")
+        lambda: (
+            {m.header("X-Sysnotify-Account") for m in local_stack.customer_mails()}
+            >= {"acc-umbrella", "acc-initech", "acc-globex"}
+        ),
+        240,
+        "the story's emails",
+    )
     # Rates need a few scrapes (1s apart) after the deliveries.
     time.sleep(10)
     return local_stack
 
 
 def run_query(stack: LocalStack, expr: str) -> list[dict]:
-    response = requests.get(stack.url("prometheus") + "/api/v1/query",
-                            params={"query": expr}, timeout=10)
+    response = requests.get(
+        stack.url("prometheus") + "/api/v1/query", params={"query": expr}, timeout=10
+    )
     assert response.status_code == 200, f"{expr}: {response.text}"
     body = response.json()
     assert body["status"] == "success", body
     return list(body["data"]["result"])
 
 
-@pytest.mark.parametrize(("dashboard", "panel", "expr"), QUERIES,
-                         ids=[f"{d}/{p}" for d, p, _ in QUERIES])
-def test_panel_query_is_valid_and_returns_data(populated: LocalStack, dashboard: str,
-                                               panel: str, expr: str) -> None:
+@pytest.mark.parametrize(
+    ("dashboard", "panel", "expr"), QUERIES, ids=[f"{d}/{p}" for d, p, _ in QUERIES]
+)
+def test_panel_query_is_valid_and_returns_data(
+    populated: LocalStack, dashboard: str, panel: str, expr: str
+) -> None:
     # A per-account panel must show data for some account of the story (each has other
     # troubles); a pipeline panel for the stack as a whole.
     accounts = [a.account for a in scenario.ACCOUNTS] if "$account" in expr else [""]
-    results = {account: run_query(populated, dashboards.substitute_variables(
-        expr, {**VARIABLES, "account": account})) for account in accounts}
+    results = {
+        account: run_query(
+            populated, dashboards.substitute_variables(expr, {**VARIABLES, "account": account})
+        )
+        for account in accounts
+    }
     if panel in EMPTY_WHEN_HEALTHY:
         return
     assert any(results.values()), f"no data for {dashboard} / {panel}: {expr}"
@@ -66,15 +77,22 @@ def test_variable_queries_find_the_story_accounts(populated: LocalStack) -> None
     for dashboard, name, query in dashboards.variable_queries():
         if "label_values" in query:
             metric = query.split("(", 1)[1].split(",", 1)[0].strip()
-            values = requests.get(populated.url("prometheus") + "/api/v1/series",
-                                  params={"match[]": metric}, timeout=10).json()["data"]
+            values = requests.get(
+                populated.url("prometheus") + "/api/v1/series",
+                params={"match[]": metric},
+                timeout=10,
+            ).json()["data"]
             assert values, (dashboard, name, query)
 
 
 def test_every_metric_a_dashboard_uses_is_exported_by_the_running_stack(
-        populated: LocalStack) -> None:
-    stored = set(requests.get(populated.url("prometheus") + "/api/v1/label/__name__/values",
-                              timeout=10).json()["data"])
+    populated: LocalStack,
+) -> None:
+    stored = set(
+        requests.get(
+            populated.url("prometheus") + "/api/v1/label/__name__/values", timeout=10
+        ).json()["data"]
+    )
     # Families declared by the exporter and mailer, including those without samples right now
     # (e.g. the oldest pending email, absent while the outbox is empty).
     declared = set()

@@ -19,16 +19,32 @@ def test_demo_story_runs_to_the_end(tmp_path: Path, binary, repo_root: Path) -> 
         binary(name)
     workdir = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "stack.demo", "--exit-when-done", "--workdir", str(workdir),
-         "--background-accounts", "5", "--timeout", "420"],
-        cwd=repo_root, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "stack.demo",
+            "--exit-when-done",
+            "--workdir",
+            str(workdir),
+            "--background-accounts",
+            "5",
+            "--timeout",
+            "420",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "every problem email arrived" in result.stdout
     assert "recovery emails arrived" in result.stdout
     mails = read_maildir(workdir / "mail")
-    phases = {m.header("X-Sysnotify-Phase") for m in mails
-              if m.header("X-Sysnotify-Notification") != "operators"}
+    phases = {
+        m.header("X-Sysnotify-Phase")
+        for m in mails
+        if m.header("X-Sysnotify-Notification") != "operators"
+    }
     assert {"problem", "recovery"} <= phases
     # Every process the demo started is gone: its ports are free again.
     leftover = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True)

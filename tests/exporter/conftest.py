@@ -47,4 +47,3 @@ def app(store: Store, clock: Clock) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-

@@ -47,6 +47,7 @@ def store_state(db: Path) -> tuple[int, int]:
 
 # -- ingest --------------------------------------------------------------------------------
 
+
 def test_ingest_a_file(tmp_path, capsys):
     path = write_lines(tmp_path / "e.jsonl", [account(), api_usage(), web_visits()])
     assert main(["ingest", str(path), "--db", str(tmp_path / "x.db")]) == 0
@@ -67,8 +68,15 @@ def test_ingest_defaults_to_stdin(tmp_path, monkeypatch):
 
 
 def test_errors_name_the_line_and_nothing_is_applied(tmp_path, capsys):
-    events = [account(), account("acc-2"), account("acc-3"), api_usage(), web_visits(),
-              web_visits(page="/b"), api_usage(used=-1)]
+    events = [
+        account(),
+        account("acc-2"),
+        account("acc-3"),
+        api_usage(),
+        web_visits(),
+        web_visits(page="/b"),
+        api_usage(used=-1),
+    ]
     path = write_lines(tmp_path / "e.jsonl", events)
     assert main(["ingest", str(path), "--db", str(tmp_path / "x.db")]) == 1
     err = capsys.readouterr().err
@@ -78,20 +86,21 @@ def test_errors_name_the_line_and_nothing_is_applied(tmp_path, capsys):
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path, capsys):
-    path = write_lines(tmp_path / "e.jsonl", [account(), account(""), "{not json"],
-                       blank_after=1)
+    path = write_lines(tmp_path / "e.jsonl", [account(), account(""), "{not json"], blank_after=1)
     assert main(["ingest", str(path), "--db", str(tmp_path / "x.db")]) == 1
     err = capsys.readouterr().err
     assert "line 3: field 'account': must be a non-empty string" in err
     assert "line 4: not valid JSON" in err
 
 
-@pytest.mark.parametrize("event, field, reason", [row[1:] for row in BAD_EVENTS],
-                         ids=[row[0] for row in BAD_EVENTS])
+@pytest.mark.parametrize(
+    "event, field, reason", [row[1:] for row in BAD_EVENTS], ids=[row[0] for row in BAD_EVENTS]
+)
 def test_every_bad_input_class_fails_the_file(tmp_path, capsys, event, field, reason):
     db = tmp_path / "x.db"
-    assert main(["ingest", str(write_lines(tmp_path / "ok.jsonl", [account()])),
-                 "--db", str(db)]) == 0
+    assert (
+        main(["ingest", str(write_lines(tmp_path / "ok.jsonl", [account()])), "--db", str(db)]) == 0
+    )
     path = write_lines(tmp_path / "e.jsonl", [account("acc-2"), event])
     assert main(["ingest", str(path), "--db", str(db)]) == 1
     err = capsys.readouterr().err
@@ -101,8 +110,10 @@ def test_every_bad_input_class_fails_the_file(tmp_path, capsys, event, field, re
 
 
 def test_a_finish_without_a_start_names_its_line(tmp_path, capsys):
-    path = write_lines(tmp_path / "e.jsonl", [sync_started(run="a"), sync_finished(run="a"),
-                                              account(), sync_finished(run="b")])
+    path = write_lines(
+        tmp_path / "e.jsonl",
+        [sync_started(run="a"), sync_finished(run="a"), account(), sync_finished(run="b")],
+    )
     assert main(["ingest", str(path), "--db", str(tmp_path / "x.db")]) == 1
     assert "line 4: field 'run_id': no sync_started for run 'b'" in capsys.readouterr().err
     assert store_state(tmp_path / "x.db") == (0, 0)
@@ -116,13 +127,18 @@ def test_a_missing_file(tmp_path, capsys):
 def test_the_console_script_exits_non_zero(tmp_path):
     path = write_lines(tmp_path / "e.jsonl", [web_visits(visits=-1)])
     exe = Path(sys.executable).parent / "sysnotify-exporter"
-    result = subprocess.run([str(exe), "ingest", str(path), "--db", str(tmp_path / "x.db")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(exe), "ingest", str(path), "--db", str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "line 1: field 'visits'" in result.stderr
 
 
 # -- serve (start-up checks only; the running server is tested in the integration tests) -------
+
 
 def test_serve_refuses_to_start_without_a_token(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SYSNOTIFY_INGEST_TOKEN", raising=False)
@@ -147,6 +163,7 @@ def test_serve_exits_1_when_the_store_cannot_be_opened(tmp_path, monkeypatch, ca
 
 # -- config --------------------------------------------------------------------------------
 
+
 def test_config_layers(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("file-token-0123456789\n")
@@ -154,9 +171,13 @@ def test_config_layers(tmp_path):
     path.write_text(f"listen: 127.0.0.1:1234\nthreads: 2\ningest_token_file: {token_file}\n")
     config = load_config(path, env={})
     assert (config.listen, config.threads, config.ingest_token) == (
-        "127.0.0.1:1234", 2, "file-token-0123456789")
-    config = load_config(path, env={"SYSNOTIFY_INGEST_TOKEN": "env-token-0123456789"},
-                         listen="127.0.0.1:9999")
+        "127.0.0.1:1234",
+        2,
+        "file-token-0123456789",
+    )
+    config = load_config(
+        path, env={"SYSNOTIFY_INGEST_TOKEN": "env-token-0123456789"}, listen="127.0.0.1:9999"
+    )
     assert (config.listen, config.ingest_token) == ("127.0.0.1:9999", "env-token-0123456789")
     assert "token" not in repr(config)
     config = load_config(None, env={"SYSNOTIFY_INGEST_TOKEN_FILE": str(token_file)})
@@ -167,22 +188,27 @@ def test_config_layers(tmp_path):
 def test_config_example_is_valid(repo_root, tmp_path):
     token = tmp_path / "t"
     token.write_text("x" * 32)
-    config = load_config(repo_root / "exporter" / "config.example.yml",
-                         env={"SYSNOTIFY_INGEST_TOKEN_FILE": str(token)})
+    config = load_config(
+        repo_root / "exporter" / "config.example.yml",
+        env={"SYSNOTIFY_INGEST_TOKEN_FILE": str(token)},
+    )
     assert config.max_body_bytes == 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("max_body_bytes: -1", "max_body_bytes"),
-    ("max_body_bytes: ten", "max_body_bytes"),
-    ("retention_days: 7", "retention_days"),
-    ("ingest_token: short", "at least 16"),
-    ("ingest_token: aaaaaaaaaaaaaaaaaa\ningest_token_file: /x", "not both"),
-    ("ingest_token_file: /does/not/exist", "cannot read"),
-    ("- a list", "mapping"),
-    ("listen: [1, 2]", "listen"),
-    ("access_log: maybe", "access_log"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("max_body_bytes: -1", "max_body_bytes"),
+        ("max_body_bytes: ten", "max_body_bytes"),
+        ("retention_days: 7", "retention_days"),
+        ("ingest_token: short", "at least 16"),
+        ("ingest_token: aaaaaaaaaaaaaaaaaa\ningest_token_file: /x", "not both"),
+        ("ingest_token_file: /does/not/exist", "cannot read"),
+        ("- a list", "mapping"),
+        ("listen: [1, 2]", "listen"),
+        ("access_log: maybe", "access_log"),
+    ],
+)
 def test_config_problems(tmp_path, text, problem):
     path = tmp_path / "c.yml"
     path.write_text(text + "\n")
@@ -192,10 +218,16 @@ def test_config_problems(tmp_path, text, problem):
 
 # -- simulate ------------------------------------------------------------------------------
 
+
 def run_simulate(*args: str) -> str:
     exe = Path(sys.executable).parent / "sysnotify-exporter"
-    result = subprocess.run([str(exe), "simulate", "--now", NOW_ARG, *args],
-                            capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [str(exe), "simulate", "--now", NOW_ARG, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return result.stdout
 
 
@@ -215,8 +247,15 @@ def test_simulated_events_are_valid_and_apply(tmp_path):
     assert store.account_count() == 60
     store.close()
     kinds = Counter(o["type"] for o in objs)
-    assert set(kinds) == {"account", "credential", "api_usage", "web_visits", "sync_started",
-                          "sync_finished", "privacy_optout"}
+    assert set(kinds) == {
+        "account",
+        "credential",
+        "api_usage",
+        "web_visits",
+        "sync_started",
+        "sync_finished",
+        "privacy_optout",
+    }
     pages = Counter((o["account"], o["page"]) for o in objs if o["type"] == "web_visits")
     per_account = Counter(acc for acc, _ in pages)
     assert max(per_account.values()) <= 40

@@ -49,20 +49,25 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
-    path = write(tmp_path, "listen: nowhere\nthreads: 0\nretention_days: 7\naccess_log: 1\n"
-                           "max_body_bytes: ten\ningest_token: short\ncolour: blue\n")
+    path = write(
+        tmp_path,
+        "listen: nowhere\nthreads: 0\nretention_days: 7\naccess_log: 1\n"
+        "max_body_bytes: ten\ningest_token: short\ncolour: blue\n",
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
-    assert sorted(caught.value.problems) == sorted([
-        "listen: listen address 'nowhere' must be HOST:PORT",
-        "threads: must be a positive integer",
-        "retention_days: must be at least 36 (the windows look back 35 days)",
-        "access_log: must be true or false",
-        "max_body_bytes: must be a positive integer",
-        "ingest_token: must be at least 16 characters",
-        "unknown settings: colour (known: access_log, db, ingest_token, ingest_token_file, "
-        "listen, max_body_bytes, retention_days, threads)",
-    ])
+    assert sorted(caught.value.problems) == sorted(
+        [
+            "listen: listen address 'nowhere' must be HOST:PORT",
+            "threads: must be a positive integer",
+            "retention_days: must be at least 36 (the windows look back 35 days)",
+            "access_log: must be true or false",
+            "max_body_bytes: must be a positive integer",
+            "ingest_token: must be at least 16 characters",
+            "unknown settings: colour (known: access_log, db, ingest_token, ingest_token_file, "
+            "listen, max_body_bytes, retention_days, threads)",
+        ]
+    )
     assert str(caught.value).startswith("invalid exporter configuration:\n  - ")
 
 
@@ -70,10 +75,19 @@ def test_flags_win_over_the_file_and_the_environment_over_its_token(tmp_path: Pa
     token_file = tmp_path / "token"
     token_file.write_text("file-token-0123456789\n")
     path = write(tmp_path, f"listen: nowhere\nthreads: 2\ningest_token_file: {token_file}\n")
-    config = load_config(path, env={"SYSNOTIFY_INGEST_TOKEN": "env-token-0123456789"},
-                         listen="127.0.0.1:1234", db="facts.db", threads=None)
+    config = load_config(
+        path,
+        env={"SYSNOTIFY_INGEST_TOKEN": "env-token-0123456789"},
+        listen="127.0.0.1:1234",
+        db="facts.db",
+        threads=None,
+    )
     assert (config.listen, config.db, config.threads, config.ingest_token) == (
-        "127.0.0.1:1234", "facts.db", 2, "env-token-0123456789")
+        "127.0.0.1:1234",
+        "facts.db",
+        2,
+        "env-token-0123456789",
+    )
     with pytest.raises(ConfigError, match="threads: must be a positive integer"):
         load_config(path, env={}, listen="127.0.0.1:1234", threads=0)
 

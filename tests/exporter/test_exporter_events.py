@@ -18,8 +18,9 @@ from tests.support.exporter import (
 )
 
 
-@pytest.mark.parametrize("event, field, reason", [row[1:] for row in BAD_EVENTS],
-                         ids=[row[0] for row in BAD_EVENTS])
+@pytest.mark.parametrize(
+    "event, field, reason", [row[1:] for row in BAD_EVENTS], ids=[row[0] for row in BAD_EVENTS]
+)
 def test_bad_events_are_reported_with_field_and_reason(event, field, reason):
     result, errors = validate_event(event, 3)
     assert result is None
@@ -35,19 +36,30 @@ def test_every_missing_field_is_reported():
 
 
 def test_a_batch_reports_every_bad_event_with_its_index():
-    events, errors = validate_events([account(), web_visits(visits=-1), account(""),
-                                      api_usage()])
+    events, errors = validate_events([account(), web_visits(visits=-1), account(""), api_usage()])
     assert [(e.index, e.field) for e in errors] == [(1, "visits"), (2, "account")]
 
 
-@pytest.mark.parametrize("event", [
-    account(), credential(), credential(system="hubspot", policy="no_rotation",
-                                        password_changed_at=None),
-    credential(policy="never_expire", password_changed_at=None), api_usage(), web_visits(),
-    web_visits(visits=0), sync_started(), sync_finished(), sync_finished(status="failed"),
-    privacy(), privacy(status="completed"), account(name='Quote "and" back\\slash'),
-    credential(checked_at="2026-05-28T12:00:00.123456+02:00"),
-], ids=lambda e: e["type"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        account(),
+        credential(),
+        credential(system="hubspot", policy="no_rotation", password_changed_at=None),
+        credential(policy="never_expire", password_changed_at=None),
+        api_usage(),
+        web_visits(),
+        web_visits(visits=0),
+        sync_started(),
+        sync_finished(),
+        sync_finished(status="failed"),
+        privacy(),
+        privacy(status="completed"),
+        account(name='Quote "and" back\\slash'),
+        credential(checked_at="2026-05-28T12:00:00.123456+02:00"),
+    ],
+    ids=lambda e: e["type"],
+)
 def test_good_events_pass(event):
     result, errors = validate_event(event)
     assert errors == []
@@ -55,8 +67,15 @@ def test_good_events_pass(event):
 
 
 def test_every_type_is_covered_by_the_good_examples():
-    assert set(EVENT_TYPES) == {"account", "credential", "api_usage", "web_visits",
-                                "sync_started", "sync_finished", "privacy_optout"}
+    assert set(EVENT_TYPES) == {
+        "account",
+        "credential",
+        "api_usage",
+        "web_visits",
+        "sync_started",
+        "sync_finished",
+        "privacy_optout",
+    }
 
 
 def test_timestamps_become_epoch_seconds_and_days_become_day_numbers():

@@ -35,13 +35,19 @@ def apply_noted(store: Store, cache: ExpositionCache, *events: dict) -> None:
 
 
 RICH = [
-    account(name='Quote " back\\slash\nnewline ünïcödé'), account("acc-2", name="Beta"),
-    credential(), credential(system="eloqua", policy="never_expire", valid=False),
+    account(name='Quote " back\\slash\nnewline ünïcödé'),
+    account("acc-2", name="Beta"),
+    credential(),
+    credential(system="eloqua", policy="never_expire", valid=False),
     credential("acc-2", system="pardot", policy="no_rotation", password_changed_at=None),
-    api_usage(), api_usage(platform="marketo", window_start=ago(hours=30)),
+    api_usage(),
+    api_usage(platform="marketo", window_start=ago(hours=30)),
     *[web_visits(offset=o, page=f"/p{o % 3}", visits=o % 7) for o in range(-36, 1)],
-    sync_started(run="r1", at=ago(hours=26)), sync_finished(run="r1", at=ago(hours=25)),
-    sync_started(run="r2", at=ago(hours=1)), privacy(), privacy("acc-3", request="z"),
+    sync_started(run="r1", at=ago(hours=26)),
+    sync_finished(run="r1", at=ago(hours=25)),
+    sync_started(run="r2", at=ago(hours=1)),
+    privacy(),
+    privacy("acc-3", request="z"),
 ]
 
 
@@ -98,7 +104,8 @@ def test_a_missed_note_falls_back_to_a_full_rebuild(store, cache, clock):
 def test_the_end_of_an_api_window_is_a_boundary(store, cache, clock):
     apply_noted(store, cache, account(), api_usage(used=500, window_start=ago(hours=23)))
     assert b'abm_api_daily_calls_used{account="acc-1",platform="salesforce"} 500.0' in (
-        cache.render())
+        cache.render()
+    )
     clock.now = NOW + 3600  # the window has ended; no event arrived
     text = cache.render()
     assert b'abm_api_daily_calls_used{account="acc-1",platform="salesforce"} 0.0' in text

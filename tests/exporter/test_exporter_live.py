@@ -31,8 +31,16 @@ def exporter(tmp_path):
     config.write_text(yaml.safe_dump({"max_body_bytes": 256 * 1024, "access_log": True}))
     service = Service(
         "exporter",
-        [EXE, "serve", "--listen", f"127.0.0.1:{port}", "--db", str(tmp_path / "facts.db"),
-         "--config", str(config)],
+        [
+            EXE,
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--db",
+            str(tmp_path / "facts.db"),
+            "--config",
+            str(config),
+        ],
         tmp_path / "exporter.log",
         ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
         env={"SYSNOTIFY_INGEST_TOKEN": TOKEN},
@@ -43,24 +51,51 @@ def exporter(tmp_path):
 
 
 def post(url: str, events: list, token: str = TOKEN) -> requests.Response:
-    return requests.post(f"{url}/api/v1/events", json={"events": events},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return requests.post(
+        f"{url}/api/v1/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
 
 
 def test_real_metrics_pass_promtool_check_metrics(exporter, binary):
     result = subprocess.run(
-        [EXE, "simulate", "--accounts", "40", "--seed", "11", "--post", exporter.url,
-         "--token", TOKEN], capture_output=True, text=True, timeout=120)
+        [
+            EXE,
+            "simulate",
+            "--accounts",
+            "40",
+            "--seed",
+            "11",
+            "--post",
+            exporter.url,
+            "--token",
+            TOKEN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     body = requests.get(f"{exporter.url}/metrics", timeout=30).text
-    for family in ("abm_account_info", "abm_credential_expiry_timestamp_seconds",
-                   "abm_api_daily_calls_used", "abm_web_visits_weekly_average",
-                   "abm_sync_last_duration_seconds",
-                   "abm_privacy_optout_oldest_pending_timestamp_seconds",
-                   "sysnotify_exporter_events_ingested_total"):
+    for family in (
+        "abm_account_info",
+        "abm_credential_expiry_timestamp_seconds",
+        "abm_api_daily_calls_used",
+        "abm_web_visits_weekly_average",
+        "abm_sync_last_duration_seconds",
+        "abm_privacy_optout_oldest_pending_timestamp_seconds",
+        "sysnotify_exporter_events_ingested_total",
+    ):
         assert f"\n{family}{{" in body, family
-    check = subprocess.run([binary("promtool"), "check", "metrics"], input=body,
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [binary("promtool"), "check", "metrics"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
 
@@ -73,15 +108,21 @@ def test_a_chunked_body_over_the_limit_is_413_and_the_token_is_not_logged(export
             yield b","
         yield b"{}]}"
 
-    response = requests.post(f"{exporter.url}/api/v1/events", data=chunks(), timeout=30,
-                             headers={"Authorization": f"Bearer {TOKEN}",
-                                      "Content-Type": "application/json"})
+    response = requests.post(
+        f"{exporter.url}/api/v1/events",
+        data=chunks(),
+        timeout=30,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 413
-    assert post(exporter.url, [{"type": "account", "account": "a", "name": "b"}],
-                token=TOKEN + "-wrong").status_code == 401
+    assert (
+        post(
+            exporter.url, [{"type": "account", "account": "a", "name": "b"}], token=TOKEN + "-wrong"
+        ).status_code
+        == 401
+    )
     assert post(exporter.url, [{"type": "account", "account": "a", "name": "b"}]).ok
-    assert requests.get(f"{exporter.url}/metrics", timeout=30).text.count(
-        "abm_account_info{") == 1
+    assert requests.get(f"{exporter.url}/metrics", timeout=30).text.count("abm_account_info{") == 1
     exporter.stop()
     log = exporter.log_path.read_text()
     assert "POST /api/v1/events" in log  # the access log is on, and still has no token
@@ -89,8 +130,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_the_token_is_not_logged(export
 
 
 def query(prometheus_url: str, promql: str) -> list[dict]:
-    response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": promql},
-                            timeout=10)
+    response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
     response.raise_for_status()
     return response.json()["data"]["result"]
 
@@ -111,28 +151,63 @@ def test_prometheus_scrapes_the_values_the_facts_imply(exporter, binary, tmp_pat
     changed = (now - timedelta(days=80)).replace(microsecond=0)
     events = [
         {"type": "account", "account": "acc-prom", "name": "Prom Test GmbH"},
-        {"type": "credential", "account": "acc-prom", "system": "eloqua",
-         "policy": "expire_90_days", "password_changed_at": changed.isoformat(),
-         "valid": True, "checked_at": now.isoformat()},
-        {"type": "web_visits", "account": "acc-prom", "day": (today - timedelta(40)).isoformat(),
-         "page": "/", "visits": 0},
-        *[{"type": "web_visits", "account": "acc-prom",
-           "day": (today - timedelta(d)).isoformat(), "page": f"/p{d % 2}", "visits": 10}
-          for d in range(1, 8)],
-        {"type": "sync_started", "account": "acc-prom", "run_id": "r1",
-         "at": (now - timedelta(hours=2)).isoformat()},
-        {"type": "sync_finished", "account": "acc-prom", "run_id": "r1",
-         "at": (now - timedelta(hours=1, minutes=30)).isoformat(), "status": "success"},
+        {
+            "type": "credential",
+            "account": "acc-prom",
+            "system": "eloqua",
+            "policy": "expire_90_days",
+            "password_changed_at": changed.isoformat(),
+            "valid": True,
+            "checked_at": now.isoformat(),
+        },
+        {
+            "type": "web_visits",
+            "account": "acc-prom",
+            "day": (today - timedelta(40)).isoformat(),
+            "page": "/",
+            "visits": 0,
+        },
+        *[
+            {
+                "type": "web_visits",
+                "account": "acc-prom",
+                "day": (today - timedelta(d)).isoformat(),
+                "page": f"/p{d % 2}",
+                "visits": 10,
+            }
+            for d in range(1, 8)
+        ],
+        {
+            "type": "sync_started",
+            "account": "acc-prom",
+            "run_id": "r1",
+            "at": (now - timedelta(hours=2)).isoformat(),
+        },
+        {
+            "type": "sync_finished",
+            "account": "acc-prom",
+            "run_id": "r1",
+            "at": (now - timedelta(hours=1, minutes=30)).isoformat(),
+            "status": "success",
+        },
     ]
     assert post(exporter.url, events).ok
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{
-            "job_name": "sysnotify-exporter", "scrape_interval": "1s", "scrape_timeout": "1s",
-            "static_configs": [{"targets": [exporter.url.removeprefix("http://")]}],
-        }],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "sysnotify-exporter",
+                        "scrape_interval": "1s",
+                        "scrape_timeout": "1s",
+                        "static_configs": [{"targets": [exporter.url.removeprefix("http://")]}],
+                    }
+                ],
+            }
+        )
+    )
     with servers.prometheus(config, tmp_path / "prom") as prometheus:
         url = prometheus.url  # type: ignore[attr-defined]
         up = wait_for(url, 'up{job="sysnotify-exporter"} == 1')
@@ -146,12 +221,23 @@ def test_prometheus_scrapes_the_values_the_facts_imply(exporter, binary, tmp_pat
         assert expiry[0]["metric"]["system"] == "eloqua"
         duration = query(url, 'abm_sync_last_duration_seconds{account="acc-prom"}')
         assert [r["value"][1] for r in duration] == ["1800"]
-        named = query(url, 'abm_web_visits_last_week * on (account) group_left (account_name)'
-                           ' abm_account_info')
+        named = query(
+            url,
+            "abm_web_visits_last_week * on (account) group_left (account_name) abm_account_info",
+        )
         assert named[0]["metric"]["account_name"] == "Prom Test GmbH"
 
         # A new fact shows up at the next scrapes.
-        assert post(exporter.url, [{"type": "web_visits", "account": "acc-prom",
-                                    "day": (today - timedelta(1)).isoformat(), "page": "/p1",
-                                    "visits": 40}]).ok
+        assert post(
+            exporter.url,
+            [
+                {
+                    "type": "web_visits",
+                    "account": "acc-prom",
+                    "day": (today - timedelta(1)).isoformat(),
+                    "page": "/p1",
+                    "visits": 40,
+                }
+            ],
+        ).ok
         assert wait_for(url, 'abm_web_visits_last_week{account="acc-prom"} == 100')

@@ -46,6 +46,7 @@ def value(store: Store, clock: Clock) -> Value:
 
 # -- credentials ---------------------------------------------------------------------------
 
+
 def test_expiry_is_password_change_plus_90_days(apply, value):
     apply(credential(password_changed_at="2026-05-01T08:30:00Z"))
     expected = NOW_DT.replace(month=5, day=1, hour=8, minute=30).timestamp() + 90 * DAY
@@ -56,13 +57,21 @@ def test_expiry_is_password_change_plus_90_days(apply, value):
 def test_offsets_are_converted_to_utc(apply, value):
     apply(credential(password_changed_at="2026-05-01T10:30:00+02:00"))
     assert value("abm_credential_expiry_timestamp_seconds", system="salesforce") == (
-        NOW_DT.replace(month=5, day=1, hour=8, minute=30).timestamp() + 90 * DAY)
+        NOW_DT.replace(month=5, day=1, hour=8, minute=30).timestamp() + 90 * DAY
+    )
 
 
-@pytest.mark.parametrize("system, policy", [
-    ("salesforce", "never_expire"), ("eloqua", "never_expire"), ("marketo", "no_rotation"),
-    ("hubspot", "no_rotation"), ("pardot", "no_rotation"), ("salesforce", "no_rotation"),
-])
+@pytest.mark.parametrize(
+    "system, policy",
+    [
+        ("salesforce", "never_expire"),
+        ("eloqua", "never_expire"),
+        ("marketo", "no_rotation"),
+        ("hubspot", "no_rotation"),
+        ("pardot", "no_rotation"),
+        ("salesforce", "no_rotation"),
+    ],
+)
 def test_no_expiry_series_without_an_expiring_policy(apply, value, system, policy):
     apply(credential(system=system, policy=policy, password_changed_at=ago(days=200)))
     assert value("abm_credential_expiry_timestamp_seconds", system=system) is None
@@ -87,19 +96,24 @@ def test_validity_follows_the_latest_check_not_the_latest_arrival(apply, value):
 
 
 def test_same_checked_at_the_later_event_wins(apply, value):
-    apply(credential(valid=True, checked_at=ago(hours=1)), credential(valid=False,
-                                                                      checked_at=ago(hours=1)))
+    apply(
+        credential(valid=True, checked_at=ago(hours=1)),
+        credential(valid=False, checked_at=ago(hours=1)),
+    )
     assert value("abm_credential_valid", system="salesforce") == 0
 
 
 def test_each_system_is_its_own_series(apply, value):
-    apply(credential(), credential(system="marketo", policy="no_rotation", valid=False,
-                                   password_changed_at=None))
+    apply(
+        credential(),
+        credential(system="marketo", policy="no_rotation", valid=False, password_changed_at=None),
+    )
     assert value("abm_credential_valid", system="salesforce") == 1
     assert value("abm_credential_valid", system="marketo") == 0
 
 
 # -- API usage -----------------------------------------------------------------------------
+
 
 def test_calls_used_in_the_current_window(apply, value, clock):
     start = NOW - 3600
@@ -142,15 +156,18 @@ def test_limit_and_used_can_be_equal(apply, value):
 
 # -- web visits ----------------------------------------------------------------------------
 
+
 def week_of_history(acc: str = "acc-1", first: int = -35, per_day: int = 10) -> list[dict]:
     return [web_visits(acc, offset, visits=per_day) for offset in range(first, 0)]
 
 
 def test_last_week_is_the_seven_complete_days_before_today(apply, value):
-    apply(*week_of_history(first=-10, per_day=1),
-          web_visits(offset=0, visits=1000),  # today: still counting, left out
-          web_visits(offset=-7, page="/edge", visits=100),  # first day of the window
-          web_visits(offset=-8, page="/before", visits=10000))  # just before it
+    apply(
+        *week_of_history(first=-10, per_day=1),
+        web_visits(offset=0, visits=1000),  # today: still counting, left out
+        web_visits(offset=-7, page="/edge", visits=100),  # first day of the window
+        web_visits(offset=-8, page="/before", visits=10000),
+    )  # just before it
     assert value("abm_web_visits_last_week") == 7 + 100
 
 
@@ -163,9 +180,18 @@ def test_the_window_moves_at_utc_midnight(apply, value, clock):
 
 
 def test_weekly_average_is_the_mean_of_the_four_weeks_before(apply, value):
-    events = [web_visits(offset=offset, visits=v)
-              for offset, v in ((-8, 40), (-14, 40), (-15, 80), (-21, 0), (-22, 120),
-                                (-35, 160), (-36, 100000))]
+    events = [
+        web_visits(offset=offset, visits=v)
+        for offset, v in (
+            (-8, 40),
+            (-14, 40),
+            (-15, 80),
+            (-21, 0),
+            (-22, 120),
+            (-35, 160),
+            (-36, 100000),
+        )
+    ]
     apply(*events, *[web_visits(offset=o, page="/p", visits=1) for o in range(-7, 0)])
     # Weeks: days -14..-8 = 80, -21..-15 = 80, -28..-22 = 120, -35..-29 = 160; day -36 is out.
     assert value("abm_web_visits_weekly_average") == (80 + 80 + 120 + 160) / 4
@@ -185,19 +211,23 @@ def test_a_tag_that_stopped_shows_a_drop_and_does_not_vanish(apply, value):
     assert value("abm_web_pages_tracked_last_week") == 1
 
 
-@pytest.mark.parametrize("first, last_week, average", [
-    (-1, None, None),        # tag installed yesterday: no full week yet
-    (-6, None, None),
-    (-7, 7.0, None),         # the last week is covered; no norm week yet
-    (-13, 13.0 - 6, None),   # 6 days of the first norm week: not a full week
-    (-14, 7.0, 7.0),         # one full norm week
-    (-21, 7.0, 7.0),
-    (-28, 7.0, 7.0),         # three weeks, each 7
-    (-35, 7.0, 7.0),
-    (-90, 7.0, 7.0),         # more history than needed: four weeks
-])
-def test_new_accounts_average_over_the_full_weeks_they_have(apply, value, first, last_week,
-                                                            average):
+@pytest.mark.parametrize(
+    "first, last_week, average",
+    [
+        (-1, None, None),  # tag installed yesterday: no full week yet
+        (-6, None, None),
+        (-7, 7.0, None),  # the last week is covered; no norm week yet
+        (-13, 13.0 - 6, None),  # 6 days of the first norm week: not a full week
+        (-14, 7.0, 7.0),  # one full norm week
+        (-21, 7.0, 7.0),
+        (-28, 7.0, 7.0),  # three weeks, each 7
+        (-35, 7.0, 7.0),
+        (-90, 7.0, 7.0),  # more history than needed: four weeks
+    ],
+)
+def test_new_accounts_average_over_the_full_weeks_they_have(
+    apply, value, first, last_week, average
+):
     apply(*week_of_history(first=first, per_day=1))
     assert value("abm_web_visits_last_week") == last_week
     assert value("abm_web_visits_weekly_average") == average
@@ -205,8 +235,10 @@ def test_new_accounts_average_over_the_full_weeks_they_have(apply, value, first,
 
 def test_partial_history_average_uses_only_full_weeks(apply, value):
     # First day -20: weeks -14..-8 (full) is 7*2; days -20..-15 are a partial week, left out.
-    apply(*[web_visits(offset=o, visits=2) for o in range(-20, -7)],
-          *[web_visits(offset=o, visits=1) for o in range(-7, 0)])
+    apply(
+        *[web_visits(offset=o, visits=2) for o in range(-20, -7)],
+        *[web_visits(offset=o, visits=1) for o in range(-7, 0)],
+    )
     assert value("abm_web_visits_weekly_average") == 14
 
 
@@ -220,19 +252,25 @@ def test_the_latest_count_for_a_day_and_page_wins(apply, value):
 
 
 def test_pages_tracked_counts_distinct_pages_with_visits_in_the_window(apply, value):
-    apply(web_visits(offset=-40, visits=0),
-          web_visits(offset=-1, page="/a", visits=3), web_visits(offset=-5, page="/a", visits=3),
-          web_visits(offset=-7, page="/b", visits=1),
-          web_visits(offset=-3, page="/zero", visits=0),       # no visits: not tracked
-          web_visits(offset=0, page="/today", visits=9),       # today: outside the window
-          web_visits(offset=-8, page="/old", visits=9))        # before the window
+    apply(
+        web_visits(offset=-40, visits=0),
+        web_visits(offset=-1, page="/a", visits=3),
+        web_visits(offset=-5, page="/a", visits=3),
+        web_visits(offset=-7, page="/b", visits=1),
+        web_visits(offset=-3, page="/zero", visits=0),  # no visits: not tracked
+        web_visits(offset=0, page="/today", visits=9),  # today: outside the window
+        web_visits(offset=-8, page="/old", visits=9),
+    )  # before the window
     assert value("abm_web_pages_tracked_last_week") == 2
 
 
 def test_no_web_series_for_an_account_without_web_data(apply, value):
     apply(account())
-    for name in ("abm_web_visits_last_week", "abm_web_visits_weekly_average",
-                 "abm_web_pages_tracked_last_week"):
+    for name in (
+        "abm_web_visits_last_week",
+        "abm_web_visits_weekly_average",
+        "abm_web_pages_tracked_last_week",
+    ):
         assert value(name) is None
 
 
@@ -243,6 +281,7 @@ def test_accounts_do_not_mix(apply, value):
 
 
 # -- sync ----------------------------------------------------------------------------------
+
 
 def test_a_started_run_is_running(apply, value):
     apply(sync_started(at=ago(hours=3)))
@@ -260,10 +299,14 @@ def test_a_successful_run(apply, value):
 
 
 def test_a_failed_run_does_not_move_last_success(apply, value):
-    apply(sync_started(run="r1", at=ago(hours=30)),
-          sync_finished(run="r1", at=ago(hours=29), status="success"))
-    apply(sync_started(run="r2", at=ago(hours=5)),
-          sync_finished(run="r2", at=ago(hours=3), status="failed"))
+    apply(
+        sync_started(run="r1", at=ago(hours=30)),
+        sync_finished(run="r1", at=ago(hours=29), status="success"),
+    )
+    apply(
+        sync_started(run="r2", at=ago(hours=5)),
+        sync_finished(run="r2", at=ago(hours=3), status="failed"),
+    )
     assert value("abm_sync_last_success_timestamp_seconds") == NOW - 29 * 3600
     assert value("abm_sync_last_duration_seconds") == 2 * 3600
     assert value("abm_sync_last_started_timestamp_seconds") == NOW - 5 * 3600
@@ -271,9 +314,11 @@ def test_a_failed_run_does_not_move_last_success(apply, value):
 
 
 def test_a_new_run_is_running_while_last_success_stays(apply, value):
-    apply(sync_started(run="r1", at=ago(hours=30)),
-          sync_finished(run="r1", at=ago(hours=29)),
-          sync_started(run="r2", at=ago(hours=1)))
+    apply(
+        sync_started(run="r1", at=ago(hours=30)),
+        sync_finished(run="r1", at=ago(hours=29)),
+        sync_started(run="r2", at=ago(hours=1)),
+    )
     assert value("abm_sync_running") == 1
     assert value("abm_sync_last_success_timestamp_seconds") == NOW - 29 * 3600
     assert value("abm_sync_last_duration_seconds") == 3600
@@ -301,23 +346,30 @@ def test_a_repeated_start_keeps_the_first_start_time(apply, value):
 
 def test_no_sync_series_without_runs(apply, value):
     apply(account())
-    for name in ("abm_sync_running", "abm_sync_last_started_timestamp_seconds",
-                 "abm_sync_last_success_timestamp_seconds", "abm_sync_last_duration_seconds"):
+    for name in (
+        "abm_sync_running",
+        "abm_sync_last_started_timestamp_seconds",
+        "abm_sync_last_success_timestamp_seconds",
+        "abm_sync_last_duration_seconds",
+    ):
         assert value(name) is None
 
 
 # -- privacy -------------------------------------------------------------------------------
 
+
 def test_pending_requests_and_the_oldest(apply, value):
-    apply(privacy(request="a", received_at=ago(days=9)), privacy(request="b",
-                                                                 received_at=ago(days=2)))
+    apply(
+        privacy(request="a", received_at=ago(days=9)), privacy(request="b", received_at=ago(days=2))
+    )
     assert value("abm_privacy_optout_pending_requests") == 2
     assert value("abm_privacy_optout_oldest_pending_timestamp_seconds") == NOW - 9 * DAY
 
 
 def test_a_completed_request_is_no_longer_pending(apply, value):
-    apply(privacy(request="a", received_at=ago(days=9)), privacy(request="b",
-                                                                 received_at=ago(days=2)))
+    apply(
+        privacy(request="a", received_at=ago(days=9)), privacy(request="b", received_at=ago(days=2))
+    )
     apply(privacy(request="a", received_at=ago(days=9), status="completed"))
     assert value("abm_privacy_optout_pending_requests") == 1
     assert value("abm_privacy_optout_oldest_pending_timestamp_seconds") == NOW - 2 * DAY
@@ -347,6 +399,7 @@ def test_the_earliest_received_at_is_kept(apply, value):
 
 # -- accounts ------------------------------------------------------------------------------
 
+
 def test_account_info_only_once_named_but_metrics_are_published_before(apply, value):
     apply(api_usage("acc-9"))
     assert value("abm_api_daily_calls_used", "acc-9", platform="salesforce") == 100
@@ -370,6 +423,7 @@ def test_store_wide_self_metrics(apply, value, clock):
 
 # -- pure helpers --------------------------------------------------------------------------
 
+
 def test_boundaries_are_midnight_or_an_api_window_end():
     from sysnotify.exporter.store import AccountFacts
 
@@ -377,8 +431,7 @@ def test_boundaries_are_midnight_or_an_api_window_end():
     midnight = (NOW // DAY + 1) * DAY
     assert series.account_boundary(AccountFacts("a"), NOW) == midnight
     assert series.account_boundary(facts, NOW) == min(midnight, NOW - 3600 + DAY)
-    assert series.next_boundary([facts, AccountFacts("b")], NOW) == min(midnight,
-                                                                       NOW - 3600 + DAY)
+    assert series.next_boundary([facts, AccountFacts("b")], NOW) == min(midnight, NOW - 3600 + DAY)
 
 
 def test_norm_weeks_available():

@@ -25,8 +25,16 @@ from tests.support.exporter import (
     web_visits,
 )
 
-TABLES = ("accounts", "credentials", "api_usage", "web_visits", "web_daily", "web_accounts",
-          "sync_runs", "privacy_requests")
+TABLES = (
+    "accounts",
+    "credentials",
+    "api_usage",
+    "web_visits",
+    "web_daily",
+    "web_accounts",
+    "sync_runs",
+    "privacy_requests",
+)
 
 
 def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
@@ -34,24 +42,37 @@ def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
     conn = store.connection()
     rows = {}
     for table in TABLES:
-        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")
-                   if not (skip_last_event and r[1] == "last_event_at")]
+        columns = [
+            r[1]
+            for r in conn.execute(f"PRAGMA table_info({table})")
+            if not (skip_last_event and r[1] == "last_event_at")
+        ]
         rows[table] = conn.execute(
-            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}").fetchall()
+            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}"
+        ).fetchall()
     return rows
 
 
 def exposition(store: Store, clock) -> bytes:
-    return b"\n".join(line for line in ordinary(store, clock).splitlines()
-                      if b"last_event_timestamp" not in line)
+    return b"\n".join(
+        line for line in ordinary(store, clock).splitlines() if b"last_event_timestamp" not in line
+    )
 
 
 MIXED_BATCH = [
-    account(), credential(), credential(system="marketo", policy="no_rotation", valid=False),
-    api_usage(), api_usage(used=50), web_visits(offset=-3), web_visits(offset=-3, visits=4),
-    web_visits(offset=-20, page="/pricing"), sync_started(run="r1", at=ago(hours=5)),
-    sync_finished(run="r1", at=ago(hours=4)), sync_started(run="r2", at=ago(hours=1)),
-    privacy(request="q1"), privacy(request="q2", status="completed"),
+    account(),
+    credential(),
+    credential(system="marketo", policy="no_rotation", valid=False),
+    api_usage(),
+    api_usage(used=50),
+    web_visits(offset=-3),
+    web_visits(offset=-3, visits=4),
+    web_visits(offset=-20, page="/pricing"),
+    sync_started(run="r1", at=ago(hours=5)),
+    sync_finished(run="r1", at=ago(hours=4)),
+    sync_started(run="r2", at=ago(hours=1)),
+    privacy(request="q1"),
+    privacy(request="q2", status="completed"),
 ]
 
 
@@ -69,15 +90,20 @@ def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
     assert old.schema_version() == 1
     old.connection().executemany(
         "INSERT INTO web_visits (account, day, page, visits) VALUES (?, ?, ?, ?)",
-        [("acc-1", utc_day(NOW) - d, "/", 10) for d in range(1, 36)])
+        [("acc-1", utc_day(NOW) - d, "/", 10) for d in range(1, 36)],
+    )
     old.connection().execute("INSERT INTO web_accounts VALUES ('acc-1', ?)", (utc_day(NOW) - 35,))
     old.connection().execute("INSERT INTO accounts VALUES ('acc-1', 'Acme', 0)")
     old.close()
 
     store = Store(path, clock=clock)  # this release: migrates to the newest version
     assert store.schema_version() == SCHEMA_VERSION
-    assert store.connection().execute(
-        "SELECT SUM(visits) FROM web_daily WHERE account = 'acc-1'").fetchone()[0] == 350
+    assert (
+        store.connection()
+        .execute("SELECT SUM(visits) FROM web_daily WHERE account = 'acc-1'")
+        .fetchone()[0]
+        == 350
+    )
     registry = CollectorRegistry()
     StoreCollector(store, clock, registry=registry)
     assert registry.get_sample_value("abm_web_visits_last_week", {"account": "acc-1"}) == 70
@@ -132,8 +158,12 @@ def test_replaying_batches_out_of_order_converges(store, clock, tmp_path):
 def test_a_rejected_batch_applies_nothing(store):
     store.apply(validated(account()))
     before, version = dump(store, skip_last_event=False), store.version()
-    bad = validated(account("acc-2"), web_visits("acc-2"), credential("acc-2"),
-                    sync_finished("acc-2", run="never-started"))
+    bad = validated(
+        account("acc-2"),
+        web_visits("acc-2"),
+        credential("acc-2"),
+        sync_finished("acc-2", run="never-started"),
+    )
     with pytest.raises(BatchRejected) as rejected:
         store.apply(bad)
     assert [(e.index, e.field) for e in rejected.value.errors] == [(3, "run_id")]
@@ -174,9 +204,13 @@ def test_apply_reports_counts_and_accounts(store):
 
 
 def test_prune_drops_old_facts_without_changing_metrics(store, clock):
-    store.apply(validated(*[web_visits(offset=o, visits=5) for o in range(-60, 0)],
-                          privacy(request="old", received_at=ago(days=50), status="completed"),
-                          privacy(request="open", received_at=ago(days=50))))
+    store.apply(
+        validated(
+            *[web_visits(offset=o, visits=5) for o in range(-60, 0)],
+            privacy(request="old", received_at=ago(days=50), status="completed"),
+            privacy(request="open", received_at=ago(days=50)),
+        )
+    )
     text = exposition(store, clock)
     removed = store.prune(utc_day(NOW) - 42)
     assert removed > 0

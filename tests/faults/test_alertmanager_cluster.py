@@ -30,15 +30,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 # Peer i waits i x peer-timeout before notifying, and skips what the notification log says a
 # peer already sent; 2s keeps the test short (the default is 15s).
-CLUSTER_ARGS = ("--cluster.peer-timeout=2s", "--cluster.gossip-interval=100ms",
-                "--cluster.pushpull-interval=2s")
+CLUSTER_ARGS = (
+    "--cluster.peer-timeout=2s",
+    "--cluster.gossip-interval=100ms",
+    "--cluster.pushpull-interval=2s",
+)
 ACCOUNTS_PER_PART = 10
 
 
 def push(peers: list[Service], alerts: list[dict[str, Any]]) -> None:
     for peer in peers:
-        requests.post(f"{peer.url}/api/v2/alerts", json=alerts,  # type: ignore[attr-defined]
-                      timeout=10).raise_for_status()
+        requests.post(
+            f"{peer.url}/api/v2/alerts",
+            json=alerts,  # type: ignore[attr-defined]
+            timeout=10,
+        ).raise_for_status()
 
 
 def cluster_size(peer: Service) -> int:
@@ -47,7 +53,8 @@ def cluster_size(peer: Service) -> int:
 
 
 def test_clustered_alertmanagers_one_email_per_notification_even_with_a_peer_stopped(
-        tmp_path: Path, smtp_server: SmtpServer, binary: Any) -> None:
+    tmp_path: Path, smtp_server: SmtpServer, binary: Any
+) -> None:
     binary("alertmanager")
     first = [f"acc-c{n:02d}" for n in range(ACCOUNTS_PER_PART)]
     second = [f"acc-d{n:02d}" for n in range(ACCOUNTS_PER_PART)]
@@ -57,10 +64,22 @@ def test_clustered_alertmanagers_one_email_per_notification_even_with_a_peer_sto
     am_config = tmp_path / "alertmanager.yml"
     am_config.write_text(ALERTMANAGER_WEBHOOK_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
     cluster_a, cluster_b = free_port(), free_port()
-    am_a = servers.alertmanager(am_config, tmp_path, name="am-a", cluster_port=cluster_a,
-                                peers=[f"127.0.0.1:{cluster_b}"], extra_args=CLUSTER_ARGS)
-    am_b = servers.alertmanager(am_config, tmp_path, name="am-b", cluster_port=cluster_b,
-                                peers=[f"127.0.0.1:{cluster_a}"], extra_args=CLUSTER_ARGS)
+    am_a = servers.alertmanager(
+        am_config,
+        tmp_path,
+        name="am-a",
+        cluster_port=cluster_a,
+        peers=[f"127.0.0.1:{cluster_b}"],
+        extra_args=CLUSTER_ARGS,
+    )
+    am_b = servers.alertmanager(
+        am_config,
+        tmp_path,
+        name="am-b",
+        cluster_port=cluster_b,
+        peers=[f"127.0.0.1:{cluster_a}"],
+        extra_args=CLUSTER_ARGS,
+    )
     with mailer_service(tmp_path, config, port), am_a, am_b:
         assert wait_until(lambda: cluster_size(am_a) == cluster_size(am_b) == 2, timeout=30)
 
@@ -85,10 +104,18 @@ def test_clustered_alertmanagers_one_email_per_notification_even_with_a_peer_sto
     counts = phases(smtp_server)
     expected = {(a, p): 1 for a in first + second for p in ("problem", "recovery")}
     ids = collections.Counter(m.message["Message-ID"] for m in smtp_server.messages)
-    webhooks = sum(float(line.rsplit(" ", 1)[1]) for line in requests_seen.splitlines()
-                   if line.startswith("sysnotify_mailer_webhook_requests_total{"))
-    report("alertmanager_cluster", expected=len(expected), delivered=len(smtp_server.messages),
-           doubled=sum(n - 1 for n in ids.values()), webhook_requests=webhooks)
+    webhooks = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in requests_seen.splitlines()
+        if line.startswith("sysnotify_mailer_webhook_requests_total{")
+    )
+    report(
+        "alertmanager_cluster",
+        expected=len(expected),
+        delivered=len(smtp_server.messages),
+        doubled=sum(n - 1 for n in ids.values()),
+        webhook_requests=webhooks,
+    )
     assert dict(counts) == expected
     assert all(n == 1 for n in ids.values())
     for mail in smtp_server.messages:

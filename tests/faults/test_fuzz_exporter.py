@@ -31,10 +31,21 @@ from tests.support.fuzz import JSON, RAW_BODIES, TEXT, fuzz, mutated
 
 TOKEN = "ingest-fuzz-token-0123456789"
 MAX_BODY = 64 * 1024
-VALID_EVENTS = [account(), credential(), api_usage(), web_visits(), sync_started(),
-                sync_finished(), {"type": "privacy_optout", "account": "acc-1",
-                                  "request_id": "r-1", "received_at": "2026-05-27T10:00:00Z",
-                                  "status": "pending"}]
+VALID_EVENTS = [
+    account(),
+    credential(),
+    api_usage(),
+    web_visits(),
+    sync_started(),
+    sync_finished(),
+    {
+        "type": "privacy_optout",
+        "account": "acc-1",
+        "request_id": "r-1",
+        "received_at": "2026-05-27T10:00:00Z",
+        "status": "pending",
+    },
+]
 TRIED: dict[str, int] = {}
 
 
@@ -43,8 +54,14 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, St
     store = Store(tmp_path_factory.mktemp("fuzz-exporter") / "facts.db")
     app = create_app(ExporterConfig(ingest_token=TOKEN, max_body_bytes=MAX_BODY), store=store)
     client = app.test_client()
-    assert client.post("/api/v1/events", json={"events": VALID_EVENTS},
-                       headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/events",
+            json={"events": VALID_EVENTS},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ).status_code
+        == 200
+    )
     yield client, store
     store.close()
     print(f"\n[reliability] fuzz_exporter examples: {TRIED}")
@@ -55,8 +72,12 @@ def facts(store: Store) -> tuple[int, Any]:
 
 
 def ingest(client: Any, raw: bytes, content_type: str = "application/json") -> Any:
-    return client.post("/api/v1/events", data=raw, content_type=content_type,
-                       headers={"Authorization": f"Bearer {TOKEN}"})
+    return client.post(
+        "/api/v1/events",
+        data=raw,
+        content_type=content_type,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
 
 
 def check(response: Any, store: Store, before: tuple[int, Any], body: Any) -> None:
@@ -70,8 +91,9 @@ def check(response: Any, store: Store, before: tuple[int, Any], body: Any) -> No
     answer = response.get_json()
     assert isinstance(answer, dict) and isinstance(answer.get("error"), str) and answer["error"]
     if response.status_code == 422:
-        assert answer["errors"] and all({"index", "field", "reason"} <= set(e)
-                                        for e in answer["errors"])
+        assert answer["errors"] and all(
+            {"index", "field", "reason"} <= set(e) for e in answer["errors"]
+        )
     assert facts(store) == before
 
 
@@ -86,8 +108,9 @@ def test_arbitrary_json_never_fails_the_server(exporter: tuple[Any, Store], body
 
 @fuzz(2000)
 @given(data=st.data())
-def test_mutated_batches_are_applied_whole_or_not_at_all(exporter: tuple[Any, Store],
-                                                         data: st.DataObject) -> None:
+def test_mutated_batches_are_applied_whole_or_not_at_all(
+    exporter: tuple[Any, Store], data: st.DataObject
+) -> None:
     TRIED["mutated batch"] = TRIED.get("mutated batch", 0) + 1
     client, store = exporter
     batch = data.draw(st.lists(st.sampled_from(VALID_EVENTS), min_size=1, max_size=4))
@@ -102,8 +125,9 @@ def test_mutated_batches_are_applied_whole_or_not_at_all(exporter: tuple[Any, St
 
 @fuzz(400)
 @given(raw=RAW_BODIES, content_type=st.sampled_from(["application/json", "text/plain", ""]))
-def test_bodies_that_are_not_json_are_refused(exporter: tuple[Any, Store], raw: bytes,
-                                              content_type: str) -> None:
+def test_bodies_that_are_not_json_are_refused(
+    exporter: tuple[Any, Store], raw: bytes, content_type: str
+) -> None:
     TRIED["raw bytes"] = TRIED.get("raw bytes", 0) + 1
     client, store = exporter
     before = facts(store)
@@ -123,8 +147,11 @@ def test_wrong_ingest_tokens_are_401(exporter: tuple[Any, Store], token: str) ->
     if token.strip() == TOKEN:
         return
     before = facts(store)
-    response = client.post("/api/v1/events", json={"events": VALID_EVENTS}, headers={
-        "Authorization": f"Bearer {token}".encode("utf-8", "replace").decode("latin-1")})
+    response = client.post(
+        "/api/v1/events",
+        json={"events": VALID_EVENTS},
+        headers={"Authorization": f"Bearer {token}".encode("utf-8", "replace").decode("latin-1")},
+    )
     assert response.status_code == 401
     check(response, store, before, None)
 

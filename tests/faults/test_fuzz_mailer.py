@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
 from sysnotify.mailer.intake.payload import PayloadError, parse
+from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.fuzz import HOSTILE_TEXT, JSON, RAW_BODIES, TEXT, fuzz, mutated
 from tests.support.mailer_config import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
 from tests.support.paths import FIXTURES
@@ -35,16 +35,27 @@ TRIED: dict[str, int] = {}
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     workdir = tmp_path_factory.mktemp("fuzz-mailer")
     config = config_from_mapping(
-        config_mapping(workdir, 25, webhook={"max_body_bytes": MAX_BODY}), TOKENS_ENV,
-        base_dir=workdir)
+        config_mapping(workdir, 25, webhook={"max_body_bytes": MAX_BODY}),
+        TOKENS_ENV,
+        base_dir=workdir,
+    )
     app = create_app(config, start_delivery=False)
     test_client = app.test_client()
     # One account with recipients, so a change to them would show.
-    for method, path, body in (("PUT", "/accounts/acc-1001/primary", {"address": "p@x.example"}),
-                               ("POST", "/accounts/acc-1001/recipients",
-                                {"address": "s@x.example", "categories": ["credentials"]})):
-        assert test_client.open(f"/api/v1{path}", method=method, json=body, headers={
-            "Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code in (200, 201)
+    for method, path, body in (
+        ("PUT", "/accounts/acc-1001/primary", {"address": "p@x.example"}),
+        (
+            "POST",
+            "/accounts/acc-1001/recipients",
+            {"address": "s@x.example", "categories": ["credentials"]},
+        ),
+    ):
+        assert test_client.open(
+            f"/api/v1{path}",
+            method=method,
+            json=body,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ).status_code in (200, 201)
     yield test_client
     mailer_of(app).store.close()
     print(f"\n[reliability] fuzz_mailer examples: {TRIED}")
@@ -52,8 +63,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def snapshot(client: Any) -> dict[str, list[tuple[Any, ...]]]:
     conn = mailer_of(client.application).store.db.connection()
-    return {t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")]
-            for t in STATE_TABLES}
+    return {
+        t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")]
+        for t in STATE_TABLES
+    }
 
 
 def valid_webhook(body: Any) -> bool:
@@ -72,8 +85,12 @@ def check_refused(response: Any, before: dict[str, Any], client: Any) -> None:
 
 
 def post_webhook(client: Any, data: bytes, path: str = "/alertmanager/webhook") -> Any:
-    return client.post(path, data=data, content_type="application/json",
-                       headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+    return client.post(
+        path,
+        data=data,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+    )
 
 
 def count(name: str) -> None:
@@ -126,15 +143,21 @@ def test_bodies_that_are_not_json_are_400(client: Any, raw: bytes) -> None:
 
 
 @fuzz(300)
-@given(token=st.one_of(st.none(), TEXT, st.just(WEBHOOK_TOKEN + " "), st.just(WEBHOOK_TOKEN[:-1])),
-       scheme=st.sampled_from(["Bearer", "bearer", "Basic", "", "Token"]))
-def test_wrong_tokens_are_401_and_change_nothing(client: Any, token: str | None,
-                                                 scheme: str) -> None:
+@given(
+    token=st.one_of(st.none(), TEXT, st.just(WEBHOOK_TOKEN + " "), st.just(WEBHOOK_TOKEN[:-1])),
+    scheme=st.sampled_from(["Bearer", "bearer", "Basic", "", "Token"]),
+)
+def test_wrong_tokens_are_401_and_change_nothing(
+    client: Any, token: str | None, scheme: str
+) -> None:
     count("webhook wrong token")
     if token is not None:  # HTTP cannot carry line breaks in a header value
         token = token.replace("\r", "").replace("\n", "")
-    headers = {} if token is None else {"Authorization": f"{scheme} {token}".encode(
-        "utf-8", "replace").decode("latin-1")}
+    headers = (
+        {}
+        if token is None
+        else {"Authorization": f"{scheme} {token}".encode("utf-8", "replace").decode("latin-1")}
+    )
     if token is not None and scheme.lower() == "bearer" and token.strip() == WEBHOOK_TOKEN:
         return  # the right token, spelled validly
     before = snapshot(client)
@@ -148,25 +171,45 @@ def quote(segment: str) -> str:
 
 
 @fuzz(1500)
-@given(account=st.one_of(TEXT, st.just("acc-1001")),
-       address=st.one_of(TEXT, st.emails(), st.just("s@x.example"), st.just("p@x.example")),
-       body=st.one_of(JSON, st.fixed_dictionaries(
-           {"address": st.one_of(TEXT, st.emails(), HOSTILE_TEXT, JSON),
-            "categories": st.one_of(JSON, st.lists(st.one_of(TEXT, st.sampled_from(
-                ["credentials", "sync", "privacy"])), max_size=3))})),
-       action=st.sampled_from(["list", "add", "remove", "primary"]))
-def test_admin_api_refuses_bad_requests_with_4xx(client: Any, account: str, address: str,
-                                                 body: Any, action: str) -> None:
+@given(
+    account=st.one_of(TEXT, st.just("acc-1001")),
+    address=st.one_of(TEXT, st.emails(), st.just("s@x.example"), st.just("p@x.example")),
+    body=st.one_of(
+        JSON,
+        st.fixed_dictionaries(
+            {
+                "address": st.one_of(TEXT, st.emails(), HOSTILE_TEXT, JSON),
+                "categories": st.one_of(
+                    JSON,
+                    st.lists(
+                        st.one_of(TEXT, st.sampled_from(["credentials", "sync", "privacy"])),
+                        max_size=3,
+                    ),
+                ),
+            }
+        ),
+    ),
+    action=st.sampled_from(["list", "add", "remove", "primary"]),
+)
+def test_admin_api_refuses_bad_requests_with_4xx(
+    client: Any, account: str, address: str, body: Any, action: str
+) -> None:
     count("admin API")
     base = f"/api/v1/accounts/{quote(account)}"
-    method, path = {"list": ("GET", f"{base}/recipients"),
-                    "add": ("POST", f"{base}/recipients"),
-                    "remove": ("DELETE", f"{base}/recipients/{quote(address)}"),
-                    "primary": ("PUT", f"{base}/primary")}[action]
+    method, path = {
+        "list": ("GET", f"{base}/recipients"),
+        "add": ("POST", f"{base}/recipients"),
+        "remove": ("DELETE", f"{base}/recipients/{quote(address)}"),
+        "primary": ("PUT", f"{base}/primary"),
+    }[action]
     before = snapshot(client)
-    response = client.open(path, method=method, data=json.dumps(body),
-                           content_type="application/json",
-                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = client.open(
+        path,
+        method=method,
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     assert response.status_code < 500, response.data[:300]
     if response.status_code >= 400:
         check_refused(response, before, client)
@@ -178,8 +221,15 @@ def test_admin_api_refuses_bad_requests_with_4xx(client: Any, account: str, addr
         assert snapshot(client)["recipients"] == before["recipients"]
 
 
-@pytest.mark.parametrize("starts_at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:30:00+01:00",
-                                       "2026-13-01T00:00:00Z", "2026-11-27T02:40:52.1234567891Z+"])
+@pytest.mark.parametrize(
+    "starts_at",
+    [
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:30:00+01:00",
+        "2026-13-01T00:00:00Z",
+        "2026-11-27T02:40:52.1234567891Z+",
+    ],
+)
 def test_times_out_of_range_are_422_not_500(client: Any, starts_at: str) -> None:
     """Regression: a startsAt that overflows when converted to UTC used to answer 500."""
     body = json.loads(json.dumps(VALID[0]))
@@ -198,9 +248,12 @@ def test_json_nested_too_deeply_is_400_not_500(client: Any, raw: bytes) -> None:
         response = post_webhook(client, raw, path)
         check_refused(response, before, client)
         assert response.status_code == 400
-    response = client.put("/api/v1/accounts/acc-1001/primary", data=raw,
-                          content_type="application/json",
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = client.put(
+        "/api/v1/accounts/acc-1001/primary",
+        data=raw,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     check_refused(response, before, client)
 
 

@@ -30,16 +30,19 @@ def test_smtp_down_while_1000_notifications_arrive(tmp_path: Path) -> None:
     smtp_port, port = free_port(), free_port()
     sink = MailSink(tmp_path / "mail", port=smtp_port)  # created, but down: nothing listens
     config = write_mailer_config(tmp_path, smtp_port, delivery={"threads": 2})
-    set_primaries(config, {account_of(n, ACCOUNTS): primary_of(account_of(n, ACCOUNTS))
-                           for n in range(ACCOUNTS)})
+    set_primaries(
+        config,
+        {account_of(n, ACCOUNTS): primary_of(account_of(n, ACCOUNTS)) for n in range(ACCOUNTS)},
+    )
     with mailer_service(tmp_path, config, port):
         statuses = post_all(port, [notification(n, ACCOUNTS) for n in range(NOTIFICATIONS)])
         assert statuses == [200] * NOTIFICATIONS  # stored: the outage is the outbox's job
         rows = outbox_rows(tmp_path / "mailer.db")
         assert len(rows) == NOTIFICATIONS
         # The delivery threads have been trying (and failing) all along.
-        assert wait_until(lambda: any(r["attempts"] for r in outbox_rows(tmp_path / "mailer.db")),
-                          timeout=30)
+        assert wait_until(
+            lambda: any(r["attempts"] for r in outbox_rows(tmp_path / "mailer.db")), timeout=30
+        )
         during = outbox_rows(tmp_path / "mailer.db")
         assert {r["status"] for r in during} == {"pending"}
         assert sink.messages() == []
@@ -47,17 +50,21 @@ def test_smtp_down_while_1000_notifications_arrive(tmp_path: Path) -> None:
         try:
             assert wait_until(lambda: len(sink.messages()) >= NOTIFICATIONS, timeout=180)
             # Whatever would be sent twice is sent by now: the outbox has nothing left.
-            assert wait_until(lambda: all(r["status"] != "pending" for r in
-                                          outbox_rows(tmp_path / "mailer.db")), timeout=30)
+            assert wait_until(
+                lambda: all(r["status"] != "pending" for r in outbox_rows(tmp_path / "mailer.db")),
+                timeout=30,
+            )
             received = sink.messages()
         finally:
             sink.stop()
     rows = outbox_rows(tmp_path / "mailer.db")
-    counted = tally((r["message_id"] for r in rows),
-                    (m.header("Message-ID") for m in received))
-    report("smtp_outage", **counted.__dict__,
-           failed_attempts_during_outage=sum(r["attempts"] for r in during),
-           max_attempts_of_one_email=max(r["attempts"] for r in rows))
+    counted = tally((r["message_id"] for r in rows), (m.header("Message-ID") for m in received))
+    report(
+        "smtp_outage",
+        **counted.__dict__,
+        failed_attempts_during_outage=sum(r["attempts"] for r in during),
+        max_attempts_of_one_email=max(r["attempts"] for r in rows),
+    )
     assert {r["status"] for r in rows} == {"sent"}
     assert counted.expected == counted.delivered == NOTIFICATIONS
     assert (counted.lost, counted.doubled, counted.unexpected) == (0, 0, 0)

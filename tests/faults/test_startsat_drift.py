@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from sysnotify.mailer.web.app import create_app, mailer_of
 from sysnotify.mailer.config import config_from_mapping
+from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.faults import notification
 from tests.support.mailer_config import ADMIN_TOKEN, TOKENS_ENV, WEBHOOK_TOKEN, config_mapping
 from tests.support.smtp import SmtpServer
@@ -30,12 +30,20 @@ EARLIER = "2026-11-27T03:25:15.500000Z"  # an HA replica that fired first
 
 @pytest.fixture
 def app(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Any]:
-    config = config_from_mapping(config_mapping(tmp_path, smtp_server.port), TOKENS_ENV,
-                                 base_dir=tmp_path)
+    config = config_from_mapping(
+        config_mapping(tmp_path, smtp_server.port), TOKENS_ENV, base_dir=tmp_path
+    )
     flask_app = create_app(config, start_delivery=False)
-    assert flask_app.test_client().put(
-        "/api/v1/accounts/acc-0000/primary", json={"address": "admin@acc-0000.example"},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+    assert (
+        flask_app.test_client()
+        .put(
+            "/api/v1/accounts/acc-0000/primary",
+            json={"address": "admin@acc-0000.example"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        .status_code
+        == 200
+    )
     yield flask_app
     for worker in mailer_of(flask_app).workers:
         worker.sender.close()
@@ -49,20 +57,30 @@ def send(app: Any, status: str, starts_at: str) -> list[str]:
         alert["startsAt"] = starts_at
         if status == "resolved":
             alert["endsAt"] = "2026-11-27T03:40:00Z"
-    response = app.test_client().post("/alertmanager/webhook", json=payload,
-                                      headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+    response = app.test_client().post(
+        "/alertmanager/webhook", json=payload, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    )
     assert response.status_code == 200
-    before = len(mailer_of(app).store.db.connection().execute(
-        "SELECT id FROM outbox WHERE status = 'sent'").fetchall())
+    before = len(
+        mailer_of(app)
+        .store.db.connection()
+        .execute("SELECT id FROM outbox WHERE status = 'sent'")
+        .fetchall()
+    )
     mailer_of(app).workers[0].drain()
-    rows = mailer_of(app).store.db.connection().execute(
-        "SELECT phase FROM outbox WHERE status = 'sent' ORDER BY id").fetchall()
+    rows = (
+        mailer_of(app)
+        .store.db.connection()
+        .execute("SELECT phase FROM outbox WHERE status = 'sent' ORDER BY id")
+        .fetchall()
+    )
     return [r["phase"] for r in rows[before:]]
 
 
 @pytest.mark.parametrize("drifted", [LATER, EARLIER])
-def test_a_drifted_startsat_continues_the_open_episode(app: Any, smtp_server: SmtpServer,
-                                                       drifted: str) -> None:
+def test_a_drifted_startsat_continues_the_open_episode(
+    app: Any, smtp_server: SmtpServer, drifted: str
+) -> None:
     assert send(app, "firing", FIRST) == ["problem"]
     assert send(app, "firing", drifted) == []  # the same problem, not a new one
     assert send(app, "resolved", drifted) == ["recovery"]  # found and recovered

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import requests
 
-from sysnotify.mailer.web.app import create_app, mailer_of
-from sysnotify.mailer.config import config_from_mapping
 from stack import servers
 from stack.process import free_port
+from sysnotify.mailer.config import config_from_mapping
+from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.alertmanager import ALERTMANAGER_WEBHOOK_CONFIG, alerts_for
 from tests.support.faults import (
     account_of,
@@ -52,15 +52,21 @@ BATCH = 60
 
 @pytest.fixture
 def app(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Any]:
-    config = config_from_mapping(config_mapping(tmp_path, smtp_server.port), TOKENS_ENV,
-                                 base_dir=tmp_path)
+    config = config_from_mapping(
+        config_mapping(tmp_path, smtp_server.port), TOKENS_ENV, base_dir=tmp_path
+    )
     flask_app = create_app(config, start_delivery=False)
     client = flask_app.test_client()
     for n in range(ACCOUNTS):
         account = account_of(n, ACCOUNTS)
-        assert client.put(f"/api/v1/accounts/{account}/primary",
-                          json={"address": primary_of(account)},
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+        assert (
+            client.put(
+                f"/api/v1/accounts/{account}/primary",
+                json={"address": primary_of(account)},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ).status_code
+            == 200
+        )
     yield flask_app
     for worker in mailer_of(flask_app).workers:
         worker.sender.close()
@@ -68,8 +74,13 @@ def app(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Any]:
 
 
 def post(client: Any, payload: dict[str, Any]) -> int:
-    return int(client.post("/alertmanager/webhook", json=payload,
-                           headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}).status_code)
+    return int(
+        client.post(
+            "/alertmanager/webhook",
+            json=payload,
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+        ).status_code
+    )
 
 
 def stored_groups(app: Any) -> set[str]:
@@ -79,7 +90,8 @@ def stored_groups(app: Any) -> set[str]:
 
 @pytest.mark.parametrize("fault", ["disk full", "read-only"])
 def test_unwritable_store_answers_503_and_loses_nothing_acknowledged(
-        app: Any, smtp_server: SmtpServer, fault: str) -> None:
+    app: Any, smtp_server: SmtpServer, fault: str
+) -> None:
     client = app.test_client()
     conn = mailer_of(app).store.db.connection()  # the test client runs requests in this thread
     payloads = [notification(n, ACCOUNTS) for n in range(3 * BATCH)]
@@ -114,13 +126,19 @@ def test_unwritable_store_answers_503_and_loses_nothing_acknowledged(
     assert retried == [200] * len(refused)
     outcome = mailer_of(app).workers[0].drain()
     ids = collections.Counter(m.message["Message-ID"] for m in smtp_server.messages)
-    report(f"store_{fault.replace(' ', '_')}", notifications=len(payloads),
-           refused_with_503=len(refused), delivered=len(ids),
-           doubled=sum(c - 1 for c in ids.values()))
+    report(
+        f"store_{fault.replace(' ', '_')}",
+        notifications=len(payloads),
+        refused_with_503=len(refused),
+        delivered=len(ids),
+        doubled=sum(c - 1 for c in ids.values()),
+    )
     assert outcome == {"sent": len(payloads)}
     assert len(ids) == len(payloads) and set(ids.values()) == {1}
-    counted = conn.execute("SELECT value FROM counters WHERE name = ? AND label = '503'",
-                           ("sysnotify_mailer_webhook_requests_total",)).fetchone()
+    counted = conn.execute(
+        "SELECT value FROM counters WHERE name = ? AND label = '503'",
+        ("sysnotify_mailer_webhook_requests_total",),
+    ).fetchone()
     # The 503s were counted where the store allowed it (not while read-only or full).
     assert counted is None or counted[0] <= len(refused)
 
@@ -128,7 +146,8 @@ def test_unwritable_store_answers_503_and_loses_nothing_acknowledged(
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_store_locked_by_another_process_while_alertmanager_notifies(
-        tmp_path: Path, smtp_server: SmtpServer, binary: Any) -> None:
+    tmp_path: Path, smtp_server: SmtpServer, binary: Any
+) -> None:
     """A real Alertmanager notifies a gunicorn mailer whose store another process keeps
     locked for 25 s (longer than the mailer's 15 s busy timeout and Alertmanager's 10 s
     notification timeout). The mailer answers 503 or times out, Alertmanager retries on
@@ -142,28 +161,42 @@ def test_store_locked_by_another_process_while_alertmanager_notifies(
     am_config.write_text(ALERTMANAGER_WEBHOOK_CONFIG.format(port=port, token=WEBHOOK_TOKEN))
     locker = sqlite3.connect(tmp_path / "mailer.db", isolation_level=None)
     released = threading.Event()
-    with mailer_service(tmp_path, config, port), \
-            servers.alertmanager(am_config, tmp_path, name="am") as am:
+    with (
+        mailer_service(tmp_path, config, port),
+        servers.alertmanager(am_config, tmp_path, name="am") as am,
+    ):
         locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
         try:
             started = datetime.now(UTC) - timedelta(minutes=1)
-            requests.post(f"{am.url}/api/v2/alerts", json=alerts_for(accounts, started),  # type: ignore[attr-defined]
-                          timeout=10).raise_for_status()
+            requests.post(
+                f"{am.url}/api/v2/alerts",
+                json=alerts_for(accounts, started),  # type: ignore[attr-defined]
+                timeout=10,
+            ).raise_for_status()
             threading.Timer(25, released.set).start()
             released.wait()
             assert smtp_server.messages == []
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        assert wait_until(lambda: all(phases(smtp_server)[(a, "problem")] for a in accounts),
-                          timeout=90)
+        assert wait_until(
+            lambda: all(phases(smtp_server)[(a, "problem")] for a in accounts), timeout=90
+        )
         wait_until(lambda: False, timeout=5)  # a duplicate would arrive now
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     rows = outbox_rows(tmp_path / "mailer.db")
     counts = phases(smtp_server)
-    failed_answers = [line for line in metrics.splitlines()
-                      if line.startswith("sysnotify_mailer_webhook_requests_total{code=\"5")]
-    report("store_locked", expected=len(accounts), delivered=sum(counts.values()),
-           doubled=sum(c - 1 for c in counts.values()), answers_5xx=failed_answers)
+    failed_answers = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('sysnotify_mailer_webhook_requests_total{code="5')
+    ]
+    report(
+        "store_locked",
+        expected=len(accounts),
+        delivered=sum(counts.values()),
+        doubled=sum(c - 1 for c in counts.values()),
+        answers_5xx=failed_answers,
+    )
     assert dict(counts) == {(a, "problem"): 1 for a in accounts}
     assert {r["status"] for r in rows} == {"sent"} and len(rows) == len(accounts)

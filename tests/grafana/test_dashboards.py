@@ -32,23 +32,46 @@ from tests.support.paths import REPO_ROOT
 
 EXPECTED = {
     "sysnotify-integration-health.json": (
-        "sysnotify-integration-health", "sysnotify — Integration health"),
+        "sysnotify-integration-health",
+        "sysnotify — Integration health",
+    ),
     "sysnotify-notification-pipeline.json": (
-        "sysnotify-notification-pipeline", "sysnotify — Notification pipeline"),
+        "sysnotify-notification-pipeline",
+        "sysnotify — Notification pipeline",
+    ),
 }
 ALLOWED_PANEL_TYPES = {"timeseries", "stat", "table", "bargauge"}
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # Grafana unit ids the dashboards may use; a typo ("second") would silently show raw numbers.
 KNOWN_UNITS = {
-    "none", "short", "percent", "percentunit", "s", "ms", "m", "h", "d", "dtdurations",
-    "dateTimeAsIso", "dateTimeFromNow", "cps", "cpm", "ops", "opm", "reqps", "reqpm", "bytes",
+    "none",
+    "short",
+    "percent",
+    "percentunit",
+    "s",
+    "ms",
+    "m",
+    "h",
+    "d",
+    "dtdurations",
+    "dateTimeAsIso",
+    "dateTimeFromNow",
+    "cps",
+    "cpm",
+    "ops",
+    "opm",
+    "reqps",
+    "reqpm",
+    "bytes",
 }
 RANGE_FUNCTIONS = re.compile(
-    r"\b(rate|irate|increase|delta|idelta|deriv|resets|changes)\s*\(([^()\[]*)\[([^\]]*)\]")
+    r"\b(rate|irate|increase|delta|idelta|deriv|resets|changes)\s*\(([^()\[]*)\[([^\]]*)\]"
+)
 
 DASHBOARDS = load_dashboards()
-PANELS = [(name, panel) for name, dashboard in DASHBOARDS.items()
-          for panel in iter_panels(dashboard)]
+PANELS = [
+    (name, panel) for name, dashboard in DASHBOARDS.items() for panel in iter_panels(dashboard)
+]
 PANEL_IDS = [f"{name}:{panel['title']}" for name, panel in PANELS]
 QUERIES = dashboard_queries()
 QUERY_IDS = [f"{panel}:{index}" for index, (_, panel, _) in enumerate(QUERIES)]
@@ -57,7 +80,9 @@ QUERY_IDS = [f"{panel}:{index}" for index, (_, panel, _) in enumerate(QUERIES)]
 def test_the_committed_dashboards_are_what_the_generator_writes() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "gen-dashboards.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -88,8 +113,9 @@ def test_query_variables_use_the_datasource_variable(name: str) -> None:
 
 
 def test_the_integration_dashboard_selects_an_account_from_abm_account_info() -> None:
-    variables = {v["name"]: v for v in
-                 DASHBOARDS["sysnotify-integration-health.json"]["templating"]["list"]}
+    variables = {
+        v["name"]: v for v in DASHBOARDS["sysnotify-integration-health.json"]["templating"]["list"]
+    }
     assert variables["account"]["query"] == "label_values(abm_account_info, account)"
     assert variables["account"]["multi"] is False
 
@@ -128,8 +154,11 @@ def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
     for panel in iter_panels(DASHBOARDS[name]):
         pos = panel["gridPos"]
         assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
-        cells = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                 for y in range(pos["y"], pos["y"] + pos["h"])}
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not cells & taken, f"{panel['title']} overlaps another panel"
         taken |= cells
 
@@ -173,17 +202,22 @@ def test_every_exported_metric_is_on_a_dashboard() -> None:
     assert exported - not_needed - shown == set()
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (le) (rate(x_bucket{a="$b"}[$__rate_interval]))', {"x_bucket"}),
-    ("time() - abm_sync_last_success_timestamp_seconds", {
-        "abm_sync_last_success_timestamp_seconds"}),
-    ("a / on (account) group_left (policy) b_info", {"a", "b_info"}),
-    ('count(ALERTS{alertstate="firing"}) or vector(0)', {"ALERTS"}),
-    ("histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))", {"h_bucket"}),
-    ("60 * sum(rate(c_total[1m] offset 1h))", {"c_total"}),
-    ("label_values(abm_account_info, account)", {"abm_account_info"}),
-    ("1e3 * m", {"m"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('sum by (le) (rate(x_bucket{a="$b"}[$__rate_interval]))', {"x_bucket"}),
+        (
+            "time() - abm_sync_last_success_timestamp_seconds",
+            {"abm_sync_last_success_timestamp_seconds"},
+        ),
+        ("a / on (account) group_left (policy) b_info", {"a", "b_info"}),
+        ('count(ALERTS{alertstate="firing"}) or vector(0)', {"ALERTS"}),
+        ("histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))", {"h_bucket"}),
+        ("60 * sum(rate(c_total[1m] offset 1h))", {"c_total"}),
+        ("label_values(abm_account_info, account)", {"abm_account_info"}),
+        ("1e3 * m", {"m"}),
+    ],
+)
 def test_metric_names_reads_selectors_only(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
 
@@ -199,20 +233,30 @@ def test_exported_metrics_come_from_the_contracts() -> None:
 def test_substitute_variables_replaces_every_form() -> None:
     expr = 'rate(x{account="$account"}[$__rate_interval]) + y{a="${account}"} + z{b="[[account]]"}'
     assert substitute_variables(expr, {"account": "acc-1"}) == (
-        'rate(x{account="acc-1"}[1m]) + y{a="acc-1"} + z{b="acc-1"}')
+        'rate(x{account="acc-1"}[1m]) + y{a="acc-1"} + z{b="acc-1"}'
+    )
     with pytest.raises(KeyError, match="account"):
         substitute_variables(expr)
 
 
 def promtool_check(promtool: str, exprs: list[str], workdir: Path) -> subprocess.CompletedProcess:
     """Runs `promtool check rules` over the expressions as recording rules."""
-    rules = {"groups": [{"name": "dashboard-queries", "rules": [
-        {"record": f"dashboard:query_{index}", "expr": expr}
-        for index, expr in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard-queries",
+                "rules": [
+                    {"record": f"dashboard:query_{index}", "expr": expr}
+                    for index, expr in enumerate(exprs)
+                ],
+            }
+        ]
+    }
     path = workdir / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
-    return subprocess.run([promtool, "check", "rules", str(path)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
 
 
 def test_every_query_is_valid_promql(binary: Callable[[str], str], tmp_path: Path) -> None:
@@ -221,15 +265,17 @@ def test_every_query_is_valid_promql(binary: Callable[[str], str], tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_promql_check_rejects_a_broken_query(binary: Callable[[str], str],
-                                                 tmp_path: Path) -> None:
+def test_the_promql_check_rejects_a_broken_query(
+    binary: Callable[[str], str], tmp_path: Path
+) -> None:
     result = promtool_check(binary("promtool"), ["sum(rate(x[1m])"], tmp_path)
     assert result.returncode != 0
 
 
 def test_datasource_provisioning_points_at_the_compose_prometheus() -> None:
     config = yaml.safe_load(
-        (REPO_ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
+        (REPO_ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     [datasource] = config["datasources"]
     assert datasource["type"] == "prometheus"
     assert datasource["uid"] == "sysnotify-prometheus"
@@ -238,7 +284,8 @@ def test_datasource_provisioning_points_at_the_compose_prometheus() -> None:
 
 def test_dashboard_provisioning_is_a_file_provider() -> None:
     config = yaml.safe_load(
-        (REPO_ROOT / "grafana/provisioning/dashboards/sysnotify.yml").read_text())
+        (REPO_ROOT / "grafana/provisioning/dashboards/sysnotify.yml").read_text()
+    )
     [provider] = config["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"

@@ -26,22 +26,25 @@ def clock() -> FakeClock:
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., MailerConfig]:
     def build(smtp_port: int = 25, **sections: Any) -> MailerConfig:
-        return config_from_mapping(config_mapping(tmp_path, smtp_port, **sections), TOKENS_ENV,
-                                   base_dir=tmp_path)
+        return config_from_mapping(
+            config_mapping(tmp_path, smtp_port, **sections), TOKENS_ENV, base_dir=tmp_path
+        )
 
     return build
 
 
 @pytest.fixture
-def make_app(make_config: Callable[..., MailerConfig], smtp_server: SmtpServer,
-             clock: FakeClock) -> Iterator[Callable[..., Any]]:
+def make_app(
+    make_config: Callable[..., MailerConfig], smtp_server: SmtpServer, clock: FakeClock
+) -> Iterator[Callable[..., Any]]:
     """Builds apps on the test's store with the real renderer and SMTP server; delivery is
     driven by the test (`deliver(app)`) unless start_delivery=True."""
     apps = []
 
     def build(start_delivery: bool = False, **sections: Any) -> Any:
-        app = create_app(make_config(smtp_server.port, **sections), clock=clock,
-                         start_delivery=start_delivery)
+        app = create_app(
+            make_config(smtp_server.port, **sections), clock=clock, start_delivery=start_delivery
+        )
         apps.append(app)
         return app
 

@@ -68,8 +68,9 @@ def test_secrets_come_from_env_files_or_config_files_and_never_show(tmp_path: Pa
     token_file.write_text("from-file\n")
     password_file = tmp_path / "smtp.password"
     password_file.write_text("s3cret-password\n")
-    mapping = config_mapping(tmp_path, 25, smtp={"username": "mailer",
-                                                 "password_file": str(password_file)})
+    mapping = config_mapping(
+        tmp_path, 25, smtp={"username": "mailer", "password_file": str(password_file)}
+    )
     config = config_from_mapping(mapping, {"SYSNOTIFY_WEBHOOK_TOKEN_FILE": str(token_file)})
     assert config.webhook.token == "from-file"
     assert config.smtp.password == "s3cret-password"
@@ -77,14 +78,17 @@ def test_secrets_come_from_env_files_or_config_files_and_never_show(tmp_path: Pa
     shown = repr(config)
     assert "from-file" not in shown and "s3cret-password" not in shown
     # The environment variable wins over files.
-    config = config_from_mapping(mapping, {"SYSNOTIFY_WEBHOOK_TOKEN": "env-token",
-                                           "SYSNOTIFY_WEBHOOK_TOKEN_FILE": str(token_file)})
+    config = config_from_mapping(
+        mapping,
+        {"SYSNOTIFY_WEBHOOK_TOKEN": "env-token", "SYSNOTIFY_WEBHOOK_TOKEN_FILE": str(token_file)},
+    )
     assert config.webhook.token == "env-token"
 
 
 def test_unreadable_secret_file_and_missing_password_are_named(tmp_path: Path) -> None:
-    mapping = config_mapping(tmp_path, 25, smtp={"username": "mailer"},
-                             webhook={"token_file": "missing.token"})
+    mapping = config_mapping(
+        tmp_path, 25, smtp={"username": "mailer"}, webhook={"token_file": "missing.token"}
+    )
     problems = problems_of(mapping, env={})
     assert any(p.startswith("webhook.token_file: cannot read") for p in problems)
     assert any(p.startswith("smtp.username is set but no password") for p in problems)
@@ -113,27 +117,37 @@ def test_shipped_example_config_is_valid(tmp_path: Path) -> None:
     assert config.smtp.host
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800), (45, 45), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800), (45, 45), ("250ms", 0.25)],
+)
 def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
 def test_brand_colours_and_urls_are_named_with_every_other_problem(tmp_path: Path) -> None:
     mapping = config_mapping(tmp_path, 25, smtp={"port": 0})
-    mapping["brand"].update({
-        "primary_color": "red;}</style>", "text_color": "#12", "accent_color": "#ABCDEF",
-        "console_url": "console.acme.example", "logo_url": "javascript:alert(1)",
-        "logo_colour": "#fff"})
+    mapping["brand"].update(
+        {
+            "primary_color": "red;}</style>",
+            "text_color": "#12",
+            "accent_color": "#ABCDEF",
+            "console_url": "console.acme.example",
+            "logo_url": "javascript:alert(1)",
+            "logo_colour": "#fff",
+        }
+    )
     problems = problems_of(mapping)
-    assert sorted(problems) == sorted([
-        "smtp.port: must be between 1 and 65535",
-        "brand.primary_color: 'red;}</style>' is not a hex colour like #1f4e79 or #fff",
-        "brand.text_color: '#12' is not a hex colour like #1f4e79 or #fff",
-        "brand.console_url: 'console.acme.example' is not an absolute http(s) URL with a host",
-        "brand.logo_url: 'javascript:alert(1)' is not an absolute http(s) URL with a host",
-        "brand: unknown keys: logo_colour",
-    ])
+    assert sorted(problems) == sorted(
+        [
+            "smtp.port: must be between 1 and 65535",
+            "brand.primary_color: 'red;}</style>' is not a hex colour like #1f4e79 or #fff",
+            "brand.text_color: '#12' is not a hex colour like #1f4e79 or #fff",
+            "brand.console_url: 'console.acme.example' is not an absolute http(s) URL with a host",
+            "brand.logo_url: 'javascript:alert(1)' is not an absolute http(s) URL with a host",
+            "brand: unknown keys: logo_colour",
+        ]
+    )
 
 
 @pytest.mark.parametrize("url", ["https://", "http:///path", "ftp://files.example", "//x.example"])
@@ -141,11 +155,13 @@ def test_urls_need_http_or_https_and_a_host(tmp_path: Path, url: str) -> None:
     mapping = config_mapping(tmp_path, 25)
     mapping["brand"]["console_url"] = url
     assert problems_of(mapping) == [
-        f"brand.console_url: {url!r} is not an absolute http(s) URL with a host"]
+        f"brand.console_url: {url!r} is not an absolute http(s) URL with a host"
+    ]
 
 
 def test_a_secret_file_key_is_a_known_key_when_the_environment_holds_the_secret(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     mapping = config_mapping(tmp_path, 25, webhook={"token_file": "missing.token"})
     config = config_from_mapping(mapping, TOKENS_ENV)
     assert config.webhook.token == TOKENS_ENV["SYSNOTIFY_WEBHOOK_TOKEN"]

@@ -16,8 +16,9 @@ from tests.support.config_docs import config_table, example_mismatches, table_mi
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("section", "cls"), DATACLASSES,
-                         ids=[cls.__name__ for _, cls in DATACLASSES])
+@pytest.mark.parametrize(
+    ("section", "cls"), DATACLASSES, ids=[cls.__name__ for _, cls in DATACLASSES]
+)
 def test_each_dataclass_has_the_declared_fields_and_defaults(section: Section, cls: type) -> None:
     assert dataclass_mismatches(section, cls) == []
 
@@ -29,8 +30,10 @@ def test_the_mailer_config_holds_every_section() -> None:
     # notifications.send_recovery is the one setting kept on MailerConfig itself.
     assert fields == (sections - {"notifications"}) | settings | {"send_recovery"}
     assert dataclass_mismatches(MAILER, MailerConfig, extra=sections | {"send_recovery"}) == []
-    assert dataclass_mismatches(config.NOTIFICATIONS, MailerConfig,
-                                extra=fields - {"send_recovery"}) == []
+    assert (
+        dataclass_mismatches(config.NOTIFICATIONS, MailerConfig, extra=fields - {"send_recovery"})
+        == []
+    )
 
 
 def test_the_example_shows_every_key_with_its_declared_default() -> None:
@@ -40,16 +43,20 @@ def test_the_example_shows_every_key_with_its_declared_default() -> None:
 
 def test_the_example_check_catches_what_it_should() -> None:
     text = (ROOT / "mailer" / "config.example.yml").read_text()
-    broken = (text.replace("# Optional (default: 587).", "# Optional (default: 25).")
-              .replace("  noop_after: 30s\n", "  noop_afer: 30s\n")
-              .replace("  # password_file: /etc/sysnotify/smtp.password\n", ""))
+    broken = (
+        text.replace("# Optional (default: 587).", "# Optional (default: 25).")
+        .replace("  noop_after: 30s\n", "  noop_afer: 30s\n")
+        .replace("  # password_file: /etc/sysnotify/smtp.password\n", "")
+    )
     found = [re.sub(r"^line \d+: ", "", problem) for problem in example_mismatches(broken, MAILER)]
-    assert sorted(found) == sorted([
-        "smtp.port: documented default '25', declared '587'",
-        "smtp.noop_afer: not a declared key",
-        "smtp.noop_after: declared but not in the example",
-        "smtp.password_file: declared but not in the example",
-    ])
+    assert sorted(found) == sorted(
+        [
+            "smtp.port: documented default '25', declared '587'",
+            "smtp.noop_afer: not a declared key",
+            "smtp.noop_after: declared but not in the example",
+            "smtp.password_file: declared but not in the example",
+        ]
+    )
 
 
 def test_the_mailer_docs_table_has_every_key_with_its_declared_default() -> None:

@@ -26,8 +26,9 @@ class Memory:
         self.catalog = catalog or Catalog()
         self.states: dict[tuple[str, str, str, str], AlertState] = {}
 
-    def run(self, payload: dict[str, Any] | Data, now: float,
-            audience: str = "customer") -> Decision:
+    def run(
+        self, payload: dict[str, Any] | Data, now: float, audience: str = "customer"
+    ) -> Decision:
         data = payload if isinstance(payload, Data) else parse(payload)
         known = {
             state_key(a): self.states[(data.receiver, data.group_key, *state_key(a))]
@@ -36,8 +37,9 @@ class Memory:
         }
         decision = decide(data, self.catalog, known, now, WINDOW, audience)  # type: ignore[arg-type]
         for state in decision.states:
-            self.states[(state.receiver, state.group_key, state.fingerprint,
-                         state.starts_at)] = state
+            self.states[(state.receiver, state.group_key, state.fingerprint, state.starts_at)] = (
+                state
+            )
         return decision
 
 
@@ -106,12 +108,16 @@ def test_late_firing_copy_after_the_recovery_sends_nothing() -> None:
     assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    ({}, []),
-    ({"api_limit_reached": True}, [("acc-2002", "api_limit_reached", "recovery", 1)]),
-])
-def test_recovery_only_where_enabled(overrides: dict[str, bool],
-                                     expected: list[tuple[str, str, str, int]]) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, []),
+        ({"api_limit_reached": True}, [("acc-2002", "api_limit_reached", "recovery", 1)]),
+    ],
+)
+def test_recovery_only_where_enabled(
+    overrides: dict[str, bool], expected: list[tuple[str, str, str, int]]
+) -> None:
     memory = Memory(Catalog.with_overrides(overrides))
     memory.run(fixture_payload("api_limit_reached_firing"), T0)
     assert phases(memory.run(fixture_payload("api_limit_reached_resolved"), T0 + 60)) == expected
@@ -121,8 +127,9 @@ def test_partly_resolved_group_recovers_one_system_and_repeats_nothing_else() ->
     memory = Memory()
     memory.run(fixture_payload("credential_expired_grouped_firing"), T0)
     # Even after the window: the payload is a change (a resolution), not a repeat.
-    decision = memory.run(fixture_payload("credential_expired_grouped_partly_resolved"),
-                          T0 + WINDOW + 5)
+    decision = memory.run(
+        fixture_payload("credential_expired_grouped_partly_resolved"), T0 + WINDOW + 5
+    )
     assert phases(decision) == [("acc-1002", "credential_expired", "recovery", 1)]
     assert decision.emails[0].alerts[0].labels["system"] == "hubspot"
     assert decision.deduplicated == {"credential_expired": 2}
@@ -141,8 +148,10 @@ def test_new_alert_joining_a_group_gets_a_problem_email_listing_only_it() -> Non
 
 def test_alerts_of_several_accounts_in_one_group_are_split_per_account() -> None:
     decision = Memory().run(fixture_payload("misrouted_two_accounts_firing"), T0)
-    assert phases(decision) == [("acc-4001", "web_visits_dropped", "problem", 1),
-                                ("acc-4002", "web_visits_dropped", "problem", 1)]
+    assert phases(decision) == [
+        ("acc-4001", "web_visits_dropped", "problem", 1),
+        ("acc-4002", "web_visits_dropped", "problem", 1),
+    ]
     for email in decision.emails:
         assert {a.labels["account"] for a in email.alerts} == {email.account}
 
@@ -151,7 +160,8 @@ def test_alert_without_account_label_is_kept_as_unroutable() -> None:
     decision = Memory().run(fixture_payload("no_account_label_firing"), T0)
     assert decision.emails == []
     assert [(u.reason, u.kind.name) for u in decision.unroutable] == [
-        ("no_account_label", "data_sync_delayed")]
+        ("no_account_label", "data_sync_delayed")
+    ]
     assert decision.received == {"data_sync_delayed": 1}
 
 
@@ -209,14 +219,17 @@ def group_payload(statuses: tuple[str, ...]) -> dict[str, Any]:
 
 # At most 12 steps whose gaps add up to less than the window: every payload is a change or a
 # re-delivery, never Alertmanager's repeat.
-step = st.tuples(st.tuples(*[st.sampled_from(["firing", "resolved", "-"])] * 3),
-                 st.floats(min_value=0, max_value=WINDOW / 13))
+step = st.tuples(
+    st.tuples(*[st.sampled_from(["firing", "resolved", "-"])] * 3),
+    st.floats(min_value=0, max_value=WINDOW / 13),
+)
 
 
 @given(steps=st.lists(step, min_size=1, max_size=12), peer_copies=st.booleans())
 @settings(max_examples=150, deadline=None)
 def test_within_the_window_each_alert_is_announced_and_recovered_at_most_once(
-        steps: list[tuple[tuple[str, ...], float]], peer_copies: bool) -> None:
+    steps: list[tuple[tuple[str, ...], float]], peer_copies: bool
+) -> None:
     memory = Memory()
     now = T0
     problems: Counter[str] = Counter()
@@ -226,8 +239,7 @@ def test_within_the_window_each_alert_is_announced_and_recovered_at_most_once(
             continue
         now += gap
         payload = group_payload(statuses)
-        copies = [payload, {**payload, "externalURL": "http://peer"}] if peer_copies \
-            else [payload]
+        copies = [payload, {**payload, "externalURL": "http://peer"}] if peer_copies else [payload]
         for body in copies:
             for email in memory.run(body, now).emails:
                 assert email.phase != "reminder"  # never inside the window

@@ -7,22 +7,27 @@ import dataclasses
 import email
 from typing import Any
 
-from sysnotify.mailer.web.app import mailer_of
-from sysnotify.mailer.delivery.worker import DeliveryWorker
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.queue import Queue
+from sysnotify.mailer.delivery.worker import DeliveryWorker
+from sysnotify.mailer.web.app import mailer_of
 from tests.support.clocks import FakeClock
 from tests.support.mailer_app import pending, queue_three
 from tests.support.smtp import SmtpServer
 
 
 def claimed_by(app: Any) -> list[str | None]:
-    return [row[0] for row in mailer_of(app).store.db.connection().execute(
-        "SELECT claimed_by FROM outbox WHERE status = 'pending' ORDER BY id")]
+    return [
+        row[0]
+        for row in mailer_of(app)
+        .store.db.connection()
+        .execute("SELECT claimed_by FROM outbox WHERE status = 'pending' ORDER BY id")
+    ]
 
 
 def test_a_batch_claims_up_to_its_limit_oldest_first_and_no_one_else_gets_them(
-        app: Any, clock: FakeClock) -> None:
+    app: Any, clock: FakeClock
+) -> None:
     queue_three(app)
     store = mailer_of(app).store
     first, second = Queue(store, "worker-a", 30), Queue(store, "worker-b", 30)
@@ -33,16 +38,26 @@ def test_a_batch_claims_up_to_its_limit_oldest_first_and_no_one_else_gets_them(
     assert len(rest) == 1 and rest[0].id not in {row.id for row in batch}
     assert second.claim_batch(clock(), 10) == []
     clock.advance(31)  # every lease has expired: all three are due again, to anyone
-    assert {row.id for row in second.claim_batch(clock(), 10)} == \
-        {row.id for row in (*batch, *rest)}
+    assert {row.id for row in second.claim_batch(clock(), 10)} == {
+        row.id for row in (*batch, *rest)
+    }
 
 
 def worker_with(app: Any, clock: FakeClock, sender: Any, **delivery: Any) -> DeliveryWorker:
     mailer = mailer_of(app)
     config = dataclasses.replace(mailer.config.delivery, **delivery)
-    return DeliveryWorker(mailer.store, mailer.catalog, mailer.renderer, sender,
-                          mailer.config.brand, config, 86400, clock, worker_id="batch-worker",
-                          send_budget=10)
+    return DeliveryWorker(
+        mailer.store,
+        mailer.catalog,
+        mailer.renderer,
+        sender,
+        mailer.config.brand,
+        config,
+        86400,
+        clock,
+        worker_id="batch-worker",
+        send_budget=10,
+    )
 
 
 class SlowSender:
@@ -55,9 +70,15 @@ class SlowSender:
         self.lease_left: list[float] = []
 
     def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
-        lease_until = mailer_of(self.app).store.db.connection().execute(
-            "SELECT lease_until FROM outbox WHERE message_id = ?",
-            (email.message_from_bytes(message.data)["Message-ID"],)).fetchone()[0]
+        lease_until = (
+            mailer_of(self.app)
+            .store.db.connection()
+            .execute(
+                "SELECT lease_until FROM outbox WHERE message_id = ?",
+                (email.message_from_bytes(message.data)["Message-ID"],),
+            )
+            .fetchone()[0]
+        )
         self.lease_left.append(lease_until - self.clock())
         self.sent.append(recipient)
         self.clock.advance(self.seconds)
@@ -66,8 +87,9 @@ class SlowSender:
         pass
 
 
-def test_every_email_of_a_batch_is_sent_once(app: Any, smtp_server: SmtpServer,
-                                             clock: FakeClock) -> None:
+def test_every_email_of_a_batch_is_sent_once(
+    app: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
     queue_three(app)
     worker = worker_with(app, clock, mailer_of(app).workers[0].sender, claim_batch=2)
     assert worker.drain() == {"sent": 3}
@@ -76,7 +98,8 @@ def test_every_email_of_a_batch_is_sent_once(app: Any, smtp_server: SmtpServer,
 
 
 def test_rows_left_with_too_little_lease_are_claimed_afresh_before_sending(
-        app: Any, clock: FakeClock) -> None:
+    app: Any, clock: FakeClock
+) -> None:
     queue_three(app)
     sender = SlowSender(app, clock, seconds=25)
     # Lease 30 s, budget 10 s: only the first 20 s after a claim may start a send.

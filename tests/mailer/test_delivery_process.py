@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sysnotify.mailer.delivery.wakeup import WakeListener, Waker, socket_path
 from stack.process import free_port
+from sysnotify.mailer.delivery.wakeup import WakeListener, Waker, socket_path
 from tests.support.mailer_config import TOKENS_ENV, config_mapping
 from tests.support.mailer_process import FIRING, mailer_service, post_fixtures, register_all
 from tests.support.paths import BIN
@@ -27,9 +27,12 @@ POLL = "60s"
 
 
 def write_config(tmp_path: Path, smtp_port: int) -> Path:
-    mapping = config_mapping(tmp_path, smtp_port, smtp={"timeout": "2s"},
-                             delivery={"enabled": False, "threads": 2, "poll_interval": POLL,
-                                       "lease": "5s"})
+    mapping = config_mapping(
+        tmp_path,
+        smtp_port,
+        smtp={"timeout": "2s"},
+        delivery={"enabled": False, "threads": 2, "poll_interval": POLL, "lease": "5s"},
+    )
     path = tmp_path / "mailer.yml"
     path.write_text(yaml.safe_dump(mapping))
     return path
@@ -37,9 +40,12 @@ def write_config(tmp_path: Path, smtp_port: int) -> Path:
 
 def start_delivery(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([str(BIN / "sysnotify-mailer"), "--config", str(config),
-                                 "deliver", "--watch"], stdout=out, stderr=subprocess.STDOUT,
-                                env={**TOKENS_ENV, "PATH": str(BIN)})
+        return subprocess.Popen(
+            [str(BIN / "sysnotify-mailer"), "--config", str(config), "deliver", "--watch"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**TOKENS_ENV, "PATH": str(BIN)},
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:
@@ -48,7 +54,8 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 def test_webhooks_wake_the_delivery_process_and_each_email_goes_once(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     config = write_config(tmp_path, smtp_server.port)
     expected = register_all(config)
     wake = socket_path(tmp_path / "mailer.db")
@@ -76,7 +83,8 @@ def test_webhooks_wake_the_delivery_process_and_each_email_goes_once(
 
 
 def test_a_second_delivery_process_polls_and_both_stop_cleanly(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     config = write_config(tmp_path, smtp_server.port)
     wake = socket_path(tmp_path / "mailer.db")
     first = start_delivery(config, tmp_path / "first.log")

@@ -16,10 +16,33 @@ def test_bench_mailer_runs_every_scenario_on_tiny_sizes(repo_root, binary):
     for name in ("prometheus", "alertmanager"):
         binary(name)
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "mailer", "--", "--alerts", "40",
-         "--stage-emails", "20", "--samples", "2", "--accounts", "60", "--notifications", "20",
-         "--days", "3", "--timeout", "60"],
-        cwd=repo_root, capture_output=True, text=True, timeout=280)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "mailer",
+            "--",
+            "--alerts",
+            "40",
+            "--stage-emails",
+            "20",
+            "--samples",
+            "2",
+            "--accounts",
+            "60",
+            "--notifications",
+            "20",
+            "--days",
+            "3",
+            "--timeout",
+            "60",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     for pattern in (

@@ -11,8 +11,12 @@ import pytest
 from sysnotify.mailer.delivery.message import build_message, message_id
 from sysnotify.mailer.model import Brand, RenderedEmail
 
-BRAND = Brand(product_name="Acme Insights", sender_address="no-reply@acme.example",
-              console_url="https://console.acme.example", support_email="help@acme.example")
+BRAND = Brand(
+    product_name="Acme Insights",
+    sender_address="no-reply@acme.example",
+    console_url="https://console.acme.example",
+    support_email="help@acme.example",
+)
 DATE = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
@@ -21,8 +25,10 @@ def rendered(subject: str = "Credentials expired for Globex") -> RenderedEmail:
 
 
 def parsed(message: object) -> email.message.EmailMessage:
-    return email.message_from_bytes(message.as_bytes(),  # type: ignore[attr-defined]
-                                     policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(
+        message.as_bytes(),  # type: ignore[attr-defined]
+        policy=email.policy.default,
+    )  # type: ignore[return-value]
 
 
 def test_message_ids_are_stable_per_notification_and_recipient() -> None:
@@ -34,9 +40,17 @@ def test_message_ids_are_stable_per_notification_and_recipient() -> None:
 
 
 def test_structure_and_headers() -> None:
-    message = parsed(build_message(rendered(), BRAND, "a@corp.example", "<id-2@acme.example>",
-                                   ("<id-1@acme.example>", "<id-0@acme.example>"), DATE,
-                                   {"X-Sysnotify-Phase": "recovery"}))
+    message = parsed(
+        build_message(
+            rendered(),
+            BRAND,
+            "a@corp.example",
+            "<id-2@acme.example>",
+            ("<id-1@acme.example>", "<id-0@acme.example>"),
+            DATE,
+            {"X-Sysnotify-Phase": "recovery"},
+        )
+    )
     assert message["From"] == "Acme Insights <no-reply@acme.example>"
     assert message["To"] == "a@corp.example"
     assert message["Cc"] is None and message["Bcc"] is None
@@ -53,8 +67,9 @@ def test_structure_and_headers() -> None:
 
 def test_line_breaks_in_a_subject_cannot_inject_headers() -> None:
     subject = "Credentials expired\r\nBcc: victim@evil.example\r\n\r\nbody"
-    raw = build_message(rendered(subject), BRAND, "a@corp.example", "<id@acme.example>", (),
-                        DATE).as_bytes()
+    raw = build_message(
+        rendered(subject), BRAND, "a@corp.example", "<id@acme.example>", (), DATE
+    ).as_bytes()
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["Bcc"] is None
     assert message["Subject"] == "Credentials expired Bcc: victim@evil.example body"
@@ -62,8 +77,14 @@ def test_line_breaks_in_a_subject_cannot_inject_headers() -> None:
 
 def test_an_injected_recipient_is_refused() -> None:
     with pytest.raises(ValueError):
-        build_message(rendered(), BRAND, "a@corp.example\r\nBcc: x@evil.example",
-                      "<id@acme.example>", (), DATE).as_bytes()
+        build_message(
+            rendered(),
+            BRAND,
+            "a@corp.example\r\nBcc: x@evil.example",
+            "<id@acme.example>",
+            (),
+            DATE,
+        ).as_bytes()
 
 
 def _content(message: object, kind: str) -> str:
@@ -72,11 +93,22 @@ def _content(message: object, kind: str) -> str:
     return str(part.get_content()).replace("\r\n", "\n")
 
 
-def _build(subject: str = "Credentials expired for Globex", text: str = "Plain text body\n",
-           html: str = "<p>HTML body</p>", recipient: str = "a@corp.example",
-           extra: dict[str, str] | None = None) -> bytes:
-    return build_message(RenderedEmail(subject=subject, text=text, html=html), BRAND, recipient,
-                         "<id@acme.example>", (), DATE, extra).as_bytes()
+def _build(
+    subject: str = "Credentials expired for Globex",
+    text: str = "Plain text body\n",
+    html: str = "<p>HTML body</p>",
+    recipient: str = "a@corp.example",
+    extra: dict[str, str] | None = None,
+) -> bytes:
+    return build_message(
+        RenderedEmail(subject=subject, text=text, html=html),
+        BRAND,
+        recipient,
+        "<id@acme.example>",
+        (),
+        DATE,
+        extra,
+    ).as_bytes()
 
 
 def test_every_line_ends_in_crlf_and_none_is_too_long() -> None:
@@ -131,40 +163,54 @@ def test_the_boundary_never_occurs_in_a_part() -> None:
     assert _content(message, "plain") == f"--{boundary}\nstill text\n"
 
 
-@pytest.mark.parametrize("extra", [
-    {"X-Sysnotify-Account": "globex\r\nBcc: x@evil.example"},
-    {"X-Bad Name": "value"},
-    {"X-Bad:Name": "value"},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"X-Sysnotify-Account": "globex\r\nBcc: x@evil.example"},
+        {"X-Bad Name": "value"},
+        {"X-Bad:Name": "value"},
+    ],
+)
 def test_bad_extra_headers_are_refused(extra: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         _build(extra=extra)
 
 
-@pytest.mark.parametrize("recipient", ["a b@corp.example", "<a@corp.example>",
-                                       "a@corp.example,b@x.example", "no-at-sign",
-                                       "a@corp.example\n"])
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "a b@corp.example",
+        "<a@corp.example>",
+        "a@corp.example,b@x.example",
+        "no-at-sign",
+        "a@corp.example\n",
+    ],
+)
 def test_malformed_recipients_are_refused(recipient: str) -> None:
     with pytest.raises(ValueError, match="^To: "):
         _build(recipient=recipient)
 
 
 def test_a_non_ascii_recipient_needs_smtputf8() -> None:
-    message = build_message(rendered(), BRAND, "jürgen@corp.example", "<id@acme.example>", (),
-                            DATE)
+    message = build_message(rendered(), BRAND, "jürgen@corp.example", "<id@acme.example>", (), DATE)
     assert message.smtputf8
     assert "To: jürgen@corp.example".encode() in message.data
-    assert not build_message(rendered(), BRAND, "a@corp.example", "<id@acme.example>", (),
-                             DATE).smtputf8
+    assert not build_message(
+        rendered(), BRAND, "a@corp.example", "<id@acme.example>", (), DATE
+    ).smtputf8
 
 
 def test_a_display_name_with_specials_or_non_ascii_is_quoted_or_encoded() -> None:
     for name in ("Acme, Inc.", "Acme Insights ✓"):
-        brand = Brand(product_name=name, sender_address="no-reply@acme.example",
-                      console_url="https://console.acme.example",
-                      support_email="help@acme.example")
-        raw = build_message(rendered(), brand, "a@corp.example", "<id@acme.example>", (),
-                            DATE).as_bytes()
+        brand = Brand(
+            product_name=name,
+            sender_address="no-reply@acme.example",
+            console_url="https://console.acme.example",
+            support_email="help@acme.example",
+        )
+        raw = build_message(
+            rendered(), brand, "a@corp.example", "<id@acme.example>", (), DATE
+        ).as_bytes()
         raw.decode("ascii")
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["From"].addresses[0].display_name == name

@@ -23,8 +23,9 @@ def test_every_captured_payload_parses(name: str) -> None:
 
 
 def test_nanosecond_times_are_read_to_the_microsecond() -> None:
-    assert parse_time("2026-11-27T02:40:52.597688124Z") == \
-        datetime(2026, 11, 27, 2, 40, 52, 597688, tzinfo=UTC)
+    assert parse_time("2026-11-27T02:40:52.597688124Z") == datetime(
+        2026, 11, 27, 2, 40, 52, 597688, tzinfo=UTC
+    )
     assert format_time(parse_time("2026-11-27T02:40:52Z")) == "2026-11-27T02:40:52Z"
 
 
@@ -48,23 +49,43 @@ def broken(mutate: Any) -> dict[str, Any]:
     return payload
 
 
-@pytest.mark.parametrize(("payload", "problems"), [
-    ([], ["payload: must be a JSON object"]),
-    (broken(lambda p: p.update(version="3")), ["version: only version '4' is supported, not '3'"]),
-    (broken(lambda p: p.pop("alerts")), ["alerts: missing or not a list"]),
-    (broken(lambda p: p.pop("groupKey")), ["groupKey: missing"]),
-    (broken(lambda p: p.update(status="weird")),
-     ["status: must be 'firing' or 'resolved', not 'weird'"]),
-    (broken(lambda p: p["alerts"][1].update(startsAt="yesterday")),
-     ["alerts[1].startsAt: not an RFC 3339 time: 'yesterday'"]),
-    (broken(lambda p: (p["alerts"][0]["labels"].pop("alertname"),
-                       p["alerts"][2].update(fingerprint=7))),
-     ["alerts[0].labels.alertname: missing", "alerts[2].fingerprint: must be a string"]),
-    (broken(lambda p: p["alerts"][0]["labels"].update(system=5)),
-     ["alerts[0].labels.system: must be a string"]),
-    (broken(lambda p: p.update(truncatedAlerts=-1)),
-     ["truncatedAlerts: must be a non-negative integer"]),
-])
+@pytest.mark.parametrize(
+    ("payload", "problems"),
+    [
+        ([], ["payload: must be a JSON object"]),
+        (
+            broken(lambda p: p.update(version="3")),
+            ["version: only version '4' is supported, not '3'"],
+        ),
+        (broken(lambda p: p.pop("alerts")), ["alerts: missing or not a list"]),
+        (broken(lambda p: p.pop("groupKey")), ["groupKey: missing"]),
+        (
+            broken(lambda p: p.update(status="weird")),
+            ["status: must be 'firing' or 'resolved', not 'weird'"],
+        ),
+        (
+            broken(lambda p: p["alerts"][1].update(startsAt="yesterday")),
+            ["alerts[1].startsAt: not an RFC 3339 time: 'yesterday'"],
+        ),
+        (
+            broken(
+                lambda p: (
+                    p["alerts"][0]["labels"].pop("alertname"),
+                    p["alerts"][2].update(fingerprint=7),
+                )
+            ),
+            ["alerts[0].labels.alertname: missing", "alerts[2].fingerprint: must be a string"],
+        ),
+        (
+            broken(lambda p: p["alerts"][0]["labels"].update(system=5)),
+            ["alerts[0].labels.system: must be a string"],
+        ),
+        (
+            broken(lambda p: p.update(truncatedAlerts=-1)),
+            ["truncatedAlerts: must be a non-negative integer"],
+        ),
+    ],
+)
 def test_wrong_shapes_list_every_problem(payload: Any, problems: list[str]) -> None:
     with pytest.raises(PayloadError) as caught:
         parse(payload)

@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 
 from sysnotify.mailer.catalog import Catalog
-from sysnotify.mailer.web.preview import create_preview_blueprint
 from sysnotify.mailer.rendering.renderer import TEMPLATES_DIR, Renderer, phases_of
 from sysnotify.mailer.rendering.samples import SAMPLE_BRAND
+from sysnotify.mailer.web.preview import create_preview_blueprint
 
 CATALOG = Catalog()
 
@@ -35,8 +35,9 @@ def test_index_links_every_notification_and_phase(preview_client: Any) -> None:
         assert kind.title in page
         for phase in phases_of(kind):
             assert f"/preview/{kind.name}?phase={phase}" in links
-            assert f"/preview/{kind.name}?phase={phase}&amp;format=text".replace(
-                "&amp;", "&") in {link.replace("&amp;", "&") for link in links}
+            assert f"/preview/{kind.name}?phase={phase}&amp;format=text".replace("&amp;", "&") in {
+                link.replace("&amp;", "&") for link in links
+            }
     assert "credentials_updated" in page and "recovery (sent)" in page
     assert "api_limit_restored" in page and "recovery (off by default)" in page
     assert "Action needed: Salesforce password for Acme Corp expires in 7 days" in page
@@ -90,8 +91,10 @@ def test_unknown_notification_is_404_json(preview_client: Any) -> None:
 def test_phase_the_kind_does_not_have_is_404_with_a_clear_message(preview_client: Any) -> None:
     response = preview_client.get("/preview/web_visits_dropped?phase=recovery")
     assert response.status_code == 404
-    assert response.json == {"error": "notification 'web_visits_dropped' has no recovery email",
-                             "phases": ["problem", "reminder"]}
+    assert response.json == {
+        "error": "notification 'web_visits_dropped' has no recovery email",
+        "phases": ["problem", "reminder"],
+    }
 
 
 def test_bad_parameters_are_400_naming_each(preview_client: Any) -> None:
@@ -112,8 +115,7 @@ def test_broken_template_is_500_naming_it(tmp_path: Path) -> None:
     client = app.test_client()
     response = client.get("/preview/generic")
     assert response.status_code == 500
-    assert response.json == {
-        "error": "render subject of generic: 'missing_variable' is undefined"}
+    assert response.json == {"error": "render subject of generic: 'missing_variable' is undefined"}
     index = client.get("/preview/").get_data(as_text=True)  # the others still listed
     assert "render subject of generic" in index
     assert "Salesforce password for Acme Corp expires in 7 days" in index

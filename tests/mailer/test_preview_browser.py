@@ -15,11 +15,11 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from stack.process import free_port
 from sysnotify.mailer.catalog import Catalog
-from sysnotify.mailer.web.preview import create_preview_blueprint
 from sysnotify.mailer.rendering.renderer import Renderer
 from sysnotify.mailer.rendering.samples import SAMPLE_BRAND
-from stack.process import free_port
+from sysnotify.mailer.web.preview import create_preview_blueprint
 
 WIDTH, HEIGHT = 700, 1400
 
@@ -46,11 +46,24 @@ def preview_url() -> Iterator[str]:
 
 def screenshot(chromium: str, url: str, out: Path, profile: Path) -> None:
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={out}",
-         f"--window-size={WIDTH},{HEIGHT}", url],
-        check=True, capture_output=True, timeout=120)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--screenshot={out}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -59,11 +72,11 @@ def png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def test_chromium_renders_an_email_preview(chromium: str, preview_url: str,
-                                           tmp_path: Path) -> None:
+def test_chromium_renders_an_email_preview(chromium: str, preview_url: str, tmp_path: Path) -> None:
     out = tmp_path / "credential_expired.png"
-    screenshot(chromium, f"{preview_url}/credential_expired?phase=problem", out,
-               tmp_path / "profile")
+    screenshot(
+        chromium, f"{preview_url}/credential_expired?phase=problem", out, tmp_path / "profile"
+    )
     data = out.read_bytes()
     assert png_size(data) == (WIDTH, HEIGHT)
     # A blank page compresses to about 6 kB and a one-line JSON error page to under 20 kB;

@@ -60,20 +60,32 @@ def kind(name: str) -> NotificationKind:
     return found
 
 
-def alert(alertname: str, labels: dict[str, str], annotations: dict[str, str],
-          fingerprint: str = "f0") -> AlertView:
-    return AlertView(alertname=alertname, status="firing",
-                     labels={"alertname": alertname, "account": ACCOUNT, **labels},
-                     annotations=annotations,
-                     starts_at=datetime(2026, 11, 25, 8, 0, tzinfo=UTC), ends_at=None,
-                     fingerprint=fingerprint)
+def alert(
+    alertname: str, labels: dict[str, str], annotations: dict[str, str], fingerprint: str = "f0"
+) -> AlertView:
+    return AlertView(
+        alertname=alertname,
+        status="firing",
+        labels={"alertname": alertname, "account": ACCOUNT, **labels},
+        annotations=annotations,
+        starts_at=datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+        ends_at=None,
+        fingerprint=fingerprint,
+    )
 
 
-def request_of(name: str, *alerts: AlertView, phase: str = "problem",
-               account_name: str = "Acme Corp") -> EmailRequest:
-    return EmailRequest(notification=kind(name), phase=phase,  # type: ignore[arg-type]
-                        account=ACCOUNT, account_name=account_name, alerts=alerts,
-                        recipient=PRIMARY, generated_at=datetime(2026, 11, 25, 9, tzinfo=UTC))
+def request_of(
+    name: str, *alerts: AlertView, phase: str = "problem", account_name: str = "Acme Corp"
+) -> EmailRequest:
+    return EmailRequest(
+        notification=kind(name),
+        phase=phase,  # type: ignore[arg-type]
+        account=ACCOUNT,
+        account_name=account_name,
+        alerts=alerts,
+        recipient=PRIMARY,
+        generated_at=datetime(2026, 11, 25, 9, tzinfo=UTC),
+    )
 
 
 # -- every catalog entry has its templates, and every sample renders by the rules ----------
@@ -96,8 +108,7 @@ def test_check_renders_every_kind_and_phase(renderer: Renderer) -> None:
 
 
 @pytest.mark.parametrize("request_", ALL_REQUESTS, ids=golden_name)
-def test_sample_email_follows_the_layout_rules(renderer: Renderer,
-                                               request_: EmailRequest) -> None:
+def test_sample_email_follows_the_layout_rules(renderer: Renderer, request_: EmailRequest) -> None:
     email = renderer.render(request_)
     # subject: one line, says the account
     assert "\n" not in email.subject and "\r" not in email.subject
@@ -153,13 +164,18 @@ class ParsedHtml(HTMLParser):
 
 
 @pytest.mark.parametrize("name", ["credential_expired", "api_limit_reached", "generic"])
-def test_label_and_annotation_values_are_escaped_in_html(renderer: Renderer,
-                                                         name: str) -> None:
-    hostile = alert("ScoreModelRefreshFailed" if name == "generic" else
-                    kind(name).alertname or "",
-                    {"system": HOSTILE, "platform": HOSTILE, "category": HOSTILE},
-                    {"summary": HOSTILE, "description": HOSTILE, "reason": HOSTILE,
-                     "calls_used": HOSTILE, "calls_limit": "100"})
+def test_label_and_annotation_values_are_escaped_in_html(renderer: Renderer, name: str) -> None:
+    hostile = alert(
+        "ScoreModelRefreshFailed" if name == "generic" else kind(name).alertname or "",
+        {"system": HOSTILE, "platform": HOSTILE, "category": HOSTILE},
+        {
+            "summary": HOSTILE,
+            "description": HOSTILE,
+            "reason": HOSTILE,
+            "calls_used": HOSTILE,
+            "calls_limit": "100",
+        },
+    )
     email = renderer.render(request_of(name, hostile, account_name=HOSTILE))
     assert "<script>" not in email.html
     assert "&lt;script&gt;" in email.html
@@ -173,8 +189,11 @@ def test_label_and_annotation_values_are_escaped_in_html(renderer: Renderer,
 
 
 def test_newlines_never_reach_the_subject(renderer: Renderer) -> None:
-    hostile = alert("ScoreModelRefreshFailed", {"category": "sync"},
-                    {"summary": "Line one\r\nBcc: victim@example.com\n\tthree"})
+    hostile = alert(
+        "ScoreModelRefreshFailed",
+        {"category": "sync"},
+        {"summary": "Line one\r\nBcc: victim@example.com\n\tthree"},
+    )
     email = renderer.render(request_of("generic", hostile, account_name="Acme\r\nCorp"))
     assert email.subject == "[Acme Corp] Line one Bcc: victim@example.com three"
 
@@ -190,38 +209,54 @@ def broken_templates(tmp_path: Path, template: str, part: str, content: str) -> 
 
 
 def test_undefined_variable_is_a_render_error(tmp_path: Path) -> None:
-    templates = broken_templates(tmp_path, "credential_expired", "subject.txt",
-                                 "Expired for {{ foo }}")
+    templates = broken_templates(
+        tmp_path, "credential_expired", "subject.txt", "Expired for {{ foo }}"
+    )
     with pytest.raises(RenderError) as caught:
-        Renderer(SAMPLE_BRAND, templates).render(sample_request(kind("credential_expired"),
-                                                                "problem"))
+        Renderer(SAMPLE_BRAND, templates).render(
+            sample_request(kind("credential_expired"), "problem")
+        )
     assert str(caught.value) == "render subject of credential_expired: 'foo' is undefined"
 
 
 def test_undefined_attribute_in_html_is_a_render_error(tmp_path: Path) -> None:
-    templates = broken_templates(tmp_path, "few_pages_tracked", "body.html",
-                                 '{% extends "base.html" %}{% block body %}'
-                                 "{{ alert.nonexistent }}{% endblock %}")
-    with pytest.raises(RenderError, match=r"^render body.html of few_pages_tracked: .*"
-                                          r"nonexistent"):
-        Renderer(SAMPLE_BRAND, templates).render(sample_request(kind("few_pages_tracked"),
-                                                                "problem"))
+    templates = broken_templates(
+        tmp_path,
+        "few_pages_tracked",
+        "body.html",
+        '{% extends "base.html" %}{% block body %}{{ alert.nonexistent }}{% endblock %}',
+    )
+    with pytest.raises(
+        RenderError,
+        match=r"^render body.html of few_pages_tracked: .*"
+        r"nonexistent",
+    ):
+        Renderer(SAMPLE_BRAND, templates).render(
+            sample_request(kind("few_pages_tracked"), "problem")
+        )
 
 
 def test_syntax_error_is_a_render_error(tmp_path: Path) -> None:
     templates = broken_templates(tmp_path, "generic", "body.txt", "{% if %}")
-    with pytest.raises(RenderError, match=r"^render body.txt of generic: syntax error in "
-                                          r"generic/body.txt line 1"):
+    with pytest.raises(
+        RenderError,
+        match=r"^render body.txt of generic: syntax error in "
+        r"generic/body.txt line 1",
+    ):
         Renderer(SAMPLE_BRAND, templates).render(sample_request(GENERIC, "problem"))
 
 
 def test_missing_template_is_a_render_error(tmp_path: Path) -> None:
     templates = broken_templates(tmp_path, "data_sync_completed", "body.html", "")
     (templates / "data_sync_completed" / "body.html").unlink()
-    with pytest.raises(RenderError, match=r"^render body.html of data_sync_completed: "
-                                          r"template data_sync_completed/body.html not found"):
-        Renderer(SAMPLE_BRAND, templates).render(sample_request(kind("data_sync_delayed"),
-                                                                "recovery"))
+    with pytest.raises(
+        RenderError,
+        match=r"^render body.html of data_sync_completed: "
+        r"template data_sync_completed/body.html not found",
+    ):
+        Renderer(SAMPLE_BRAND, templates).render(
+            sample_request(kind("data_sync_delayed"), "recovery")
+        )
 
 
 def test_check_names_every_broken_template(tmp_path: Path) -> None:
@@ -234,8 +269,7 @@ def test_check_names_every_broken_template(tmp_path: Path) -> None:
     assert "render body.txt of few_pages_tracked: 'also_nope' is undefined" in message
 
 
-def test_recovery_of_a_kind_without_recovery_template_is_a_render_error(
-        renderer: Renderer) -> None:
+def test_recovery_of_a_kind_without_recovery_template_is_a_render_error(renderer: Renderer) -> None:
     with pytest.raises(RenderError, match="credential_expiring: it has no recovery email"):
         renderer.render(sample_request(kind("credential_expiring"), "recovery"))
 
@@ -246,8 +280,12 @@ def test_request_without_alerts_is_a_render_error(renderer: Renderer) -> None:
 
 
 def test_bad_brand_values_are_all_named() -> None:
-    brand = replace(SAMPLE_BRAND, primary_color="red;}</style><script>",
-                    text_color="#12", logo_url="javascript:alert(1)")
+    brand = replace(
+        SAMPLE_BRAND,
+        primary_color="red;}</style><script>",
+        text_color="#12",
+        logo_url="javascript:alert(1)",
+    )
     with pytest.raises(RenderError) as caught:
         Renderer(brand)
     message = str(caught.value)
@@ -264,10 +302,19 @@ def test_default_templates_dir_is_the_repository_templates() -> None:
 
 
 def test_grouped_credentials_render_one_email_listing_each_system(renderer: Renderer) -> None:
-    alerts = [alert("CredentialExpiringSoon", {"system": system, "reminder": "14d"},
-                    {"days_left": days, "expires_at": f"2026-12-{day}T14:00:00Z"}, system)
-              for system, days, day in (("salesforce", "12", "07"), ("eloqua", "13", "08"),
-                                        ("pardot", "9", "04"))]
+    alerts = [
+        alert(
+            "CredentialExpiringSoon",
+            {"system": system, "reminder": "14d"},
+            {"days_left": days, "expires_at": f"2026-12-{day}T14:00:00Z"},
+            system,
+        )
+        for system, days, day in (
+            ("salesforce", "12", "07"),
+            ("eloqua", "13", "08"),
+            ("pardot", "9", "04"),
+        )
+    ]
     email = renderer.render(request_of("credential_expiring", *alerts))
     assert email.subject == "Action needed: 3 integration passwords for Acme Corp expire soon"
     rows = re.findall(r"<tr>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*>([^<]+)</td>", email.html)
@@ -284,8 +331,9 @@ def test_single_expiring_credential_subject_names_system_and_days(renderer: Rend
 
 def test_expired_credentials_explain_each_reason(renderer: Renderer) -> None:
     email = renderer.render(sample_request(kind("credential_expired"), "problem"))
-    assert email.subject == ("Action needed: Oracle Eloqua and Marketo credentials for "
-                             "Acme Corp no longer work")
+    assert email.subject == (
+        "Action needed: Oracle Eloqua and Marketo credentials for Acme Corp no longer work"
+    )
     assert "the password expired on 24 November 2026, 06:00 UTC" in email.text
     assert "rejected the credentials" in email.text
     assert "We will email you again" in email.text  # the recovery email is on by default
@@ -301,14 +349,16 @@ def test_api_limit_reached_says_sync_stops_until_reset(renderer: Renderer) -> No
     email = renderer.render(sample_request(kind("api_limit_reached"), "problem"))
     assert "HubSpot daily API limit reached for Acme Corp" in email.subject
     assert "250,000 of 250,000 calls used" in email.text
-    assert "stopped synchronizing with HubSpot until the daily allowance resets" in \
-        one_line(email.text)
+    assert "stopped synchronizing with HubSpot until the daily allowance resets" in one_line(
+        email.text
+    )
 
 
 def test_web_visits_dropped_shows_the_norm_and_likely_causes(renderer: Renderer) -> None:
     email = renderer.render(sample_request(kind("web_visits_dropped"), "problem"))
-    assert email.subject == ("Action needed: tracked web visits for Acme Corp fell 62% "
-                             "below normal")
+    assert email.subject == (
+        "Action needed: tracked web visits for Acme Corp fell 62% below normal"
+    )
     text = one_line(email.text)
     assert "Tracked visits, last 7 days: 4,210" in text
     assert "Normal week (average of the 4 weeks before): 11,087" in text
@@ -325,30 +375,45 @@ def test_privacy_reminder_says_how_many_and_since_when(renderer: Renderer) -> No
     assert "every week" in text
 
 
-@pytest.mark.parametrize(("annotations", "subject", "says"), [
-    ({"reason": "running_too_long", "running_seconds": "25380",
-      "last_success_at": "2026-11-24T03:10:00Z"},
-     "Data sync delayed: the daily sync for Acme Corp is still running after 7 hours 3 minutes",
-     "has been running for 7 hours 3 minutes"),
-    ({"reason": "no_recent_success", "last_success_at": "2026-11-23T03:10:00Z"},
-     "Data sync delayed: no sync for Acme Corp has completed since 23 November 2026, 03:10 UTC",
-     "has completed since 23 November 2026, 03:10 UTC"),
-    ({"reason": "no_recent_success", "last_success_at": ""},
-     "Data sync delayed: no sync for Acme Corp has completed yet",
-     "Last successful sync: none yet"),
-])
+@pytest.mark.parametrize(
+    ("annotations", "subject", "says"),
+    [
+        (
+            {
+                "reason": "running_too_long",
+                "running_seconds": "25380",
+                "last_success_at": "2026-11-24T03:10:00Z",
+            },
+            "Data sync delayed: the daily sync for Acme Corp is still running after "
+            "7 hours 3 minutes",
+            "has been running for 7 hours 3 minutes",
+        ),
+        (
+            {"reason": "no_recent_success", "last_success_at": "2026-11-23T03:10:00Z"},
+            "Data sync delayed: no sync for Acme Corp has completed since "
+            "23 November 2026, 03:10 UTC",
+            "has completed since 23 November 2026, 03:10 UTC",
+        ),
+        (
+            {"reason": "no_recent_success", "last_success_at": ""},
+            "Data sync delayed: no sync for Acme Corp has completed yet",
+            "Last successful sync: none yet",
+        ),
+    ],
+)
 def test_data_sync_delayed_explains_the_reason_and_impact(
-        renderer: Renderer, annotations: dict[str, str], subject: str, says: str) -> None:
-    email = renderer.render(request_of("data_sync_delayed",
-                                       alert("DataSyncDelayed", {}, annotations)))
+    renderer: Renderer, annotations: dict[str, str], subject: str, says: str
+) -> None:
+    email = renderer.render(
+        request_of("data_sync_delayed", alert("DataSyncDelayed", {}, annotations))
+    )
     assert email.subject == subject
     text = one_line(email.text)
     assert says in text
     assert "scores, segments and alerts" in text
 
 
-def test_generic_shows_summary_and_description_of_an_unknown_alert(
-        renderer: Renderer) -> None:
+def test_generic_shows_summary_and_description_of_an_unknown_alert(renderer: Renderer) -> None:
     email = renderer.render(sample_request(GENERIC, "problem"))
     assert email.subject == "[Acme Corp] Predictive score refresh failed"
     assert "failed twice in a row" in one_line(email.text)
@@ -362,8 +427,9 @@ def test_generic_without_annotations_falls_back_to_the_alertname(renderer: Rende
 
 def test_missing_data_annotations_do_not_break_any_template(renderer: Renderer) -> None:
     for request in ALL_REQUESTS:
-        bare = tuple(replace(a, annotations={}, labels={"alertname": a.alertname})
-                     for a in request.alerts)
+        bare = tuple(
+            replace(a, annotations={}, labels={"alertname": a.alertname}) for a in request.alerts
+        )
         email = renderer.render(replace(request, alerts=bare))
         assert "Acme Corp" in email.subject
         assert "None" not in email.text, golden_name(request)
@@ -377,8 +443,7 @@ def test_subscriber_is_told_which_category_they_subscribed_to(renderer: Renderer
 
 
 def test_brand_without_logo_shows_the_product_name(renderer: Renderer) -> None:
-    email = Renderer(replace(SAMPLE_BRAND, logo_url="")).render(
-        sample_request(GENERIC, "problem"))
+    email = Renderer(replace(SAMPLE_BRAND, logo_url="")).render(sample_request(GENERIC, "problem"))
     assert "<img" not in email.html
     assert "Northwind ABM" in email.html
 
@@ -386,45 +451,67 @@ def test_brand_without_logo_shows_the_product_name(renderer: Renderer) -> None:
 # -- formatting -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1234567", "1,234,567"), (11087.25, "11,087"), ("0", "0"), ("n/a", "n/a"),
-    ("inf", "inf"), ("1e400", "1e400")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1234567", "1,234,567"),
+        (11087.25, "11,087"),
+        ("0", "0"),
+        ("n/a", "n/a"),
+        ("inf", "inf"),
+        ("1e400", "1e400"),
+    ],
+)
 def test_format_number(value: object, expected: str) -> None:
     assert format_number(value) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("0.8512", "85%"), ("1", "100%"), (0.004, "0.4%"), ("0", "0%")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0.8512", "85%"), ("1", "100%"), (0.004, "0.4%"), ("0", "0%")]
+)
 def test_format_percent(value: object, expected: str) -> None:
     assert format_percent(value) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2026-12-02T14:00:00Z", "2 December 2026, 14:00 UTC"),
-    ("2026-12-02T15:00:00+01:00", "2 December 2026, 14:00 UTC"),
-    (datetime(2026, 1, 5, 9, 7, tzinfo=UTC), "5 January 2026, 09:07 UTC"),
-    ("not a time", "not a time")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-12-02T14:00:00Z", "2 December 2026, 14:00 UTC"),
+        ("2026-12-02T15:00:00+01:00", "2 December 2026, 14:00 UTC"),
+        (datetime(2026, 1, 5, 9, 7, tzinfo=UTC), "5 January 2026, 09:07 UTC"),
+        ("not a time", "not a time"),
+    ],
+)
 def test_format_datetime(value: object, expected: str) -> None:
     assert format_datetime(value) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("25380", "7 hours 3 minutes"), (90000, "1 day 1 hour"), (120, "2 minutes"),
-    (30, "less than a minute"), (3600, "1 hour")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("25380", "7 hours 3 minutes"),
+        (90000, "1 day 1 hour"),
+        (120, "2 minutes"),
+        (30, "less than a minute"),
+        (3600, "1 hour"),
+    ],
+)
 def test_format_duration(value: object, expected: str) -> None:
     assert format_duration(value) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("7", "in 7 days"), ("1", "in 1 day"), ("0", "today"), ("", "soon"), ("inf", "soon")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("7", "in 7 days"), ("1", "in 1 day"), ("0", "today"), ("", "soon"), ("inf", "soon")],
+)
 def test_format_in_days(value: str, expected: str) -> None:
     assert format_in_days(value) == expected
 
 
 def test_system_names_and_lists() -> None:
-    assert [system_name(s) for s in ("salesforce", "eloqua", "marketo", "hubspot", "pardot",
-                                     "other")] == \
-        ["Salesforce", "Oracle Eloqua", "Marketo", "HubSpot", "Pardot", "other"]
+    assert [
+        system_name(s) for s in ("salesforce", "eloqua", "marketo", "hubspot", "pardot", "other")
+    ] == ["Salesforce", "Oracle Eloqua", "Marketo", "HubSpot", "Pardot", "other"]
     assert join_names(["A"]) == "A"
     assert join_names(["A", "B", "C"]) == "A, B and C"
 
@@ -444,15 +531,24 @@ any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from([k.name for k in CATALOG.kinds()]),
-       label=any_text, annotation=any_text, account_name=any_text)
+@given(
+    name=st.sampled_from([k.name for k in CATALOG.kinds()]),
+    label=any_text,
+    annotation=any_text,
+    account_name=any_text,
+)
 def test_any_values_render_with_one_line_subject_and_no_markup_from_data(
-        renderer: Renderer, name: str, label: str, annotation: str, account_name: str) -> None:
+    renderer: Renderer, name: str, label: str, annotation: str, account_name: str
+) -> None:
     sample = sample_request(kind(name), "problem")
     alerts = tuple(
-        replace(a, labels={**a.labels, "system": label, "platform": label, "category": label},
-                annotations={key: annotation for key in a.annotations})
-        for a in sample.alerts)
+        replace(
+            a,
+            labels={**a.labels, "system": label, "platform": label, "category": label},
+            annotations={key: annotation for key in a.annotations},
+        )
+        for a in sample.alerts
+    )
     email = renderer.render(replace(sample, alerts=alerts, account_name=account_name))
     assert "\n" not in email.subject and "\r" not in email.subject
     assert email.subject == email.subject.strip() and email.subject
@@ -462,13 +558,15 @@ def test_any_values_render_with_one_line_subject_and_no_markup_from_data(
 
 
 def test_check_finds_out_whether_an_email_reads_the_same_for_every_recipient_of_a_role(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     shipped = Renderer(SAMPLE_BRAND)
     assert not shipped.same_per_role  # unknown until checked
     check_templates(shipped, CATALOG)
     assert shipped.same_per_role
-    templates = broken_templates(tmp_path, "credential_expired", "body.txt",
-                                 "Dear {{ recipient.address }}")
+    templates = broken_templates(
+        tmp_path, "credential_expired", "body.txt", "Dear {{ recipient.address }}"
+    )
     personal = Renderer(SAMPLE_BRAND, templates)
     check_templates(personal, CATALOG)
     assert not personal.same_per_role

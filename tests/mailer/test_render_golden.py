@@ -30,8 +30,11 @@ def renderer() -> Renderer:
 def test_sample_matches_golden_files(renderer: Renderer, request_: EmailRequest) -> None:
     email = renderer.render(request_)
     stem = golden_name(request_)
-    for suffix, actual in (("subject.txt", email.subject + "\n"), ("txt", email.text),
-                           ("html", email.html)):
+    for suffix, actual in (
+        ("subject.txt", email.subject + "\n"),
+        ("txt", email.text),
+        ("html", email.html),
+    ):
         path = GOLDEN / f"{stem}.{suffix}"
         assert path.is_file(), f"{path.name} missing; run: {REGENERATE}"
         expected = path.read_text(encoding="utf-8")
@@ -39,8 +42,9 @@ def test_sample_matches_golden_files(renderer: Renderer, request_: EmailRequest)
 
 
 def test_golden_directory_has_no_stale_files() -> None:
-    expected = {f"{golden_name(r)}.{suffix}" for r in REQUESTS
-                for suffix in ("subject.txt", "txt", "html")}
+    expected = {
+        f"{golden_name(r)}.{suffix}" for r in REQUESTS for suffix in ("subject.txt", "txt", "html")
+    }
     present = {path.name for path in GOLDEN.iterdir() if path.is_file()}
     assert present == expected, f"stale or missing golden files; run: {REGENERATE}"
 
@@ -50,5 +54,6 @@ def test_regenerating_writes_the_same_files(tmp_path: Path) -> None:
     written = write_golden(tmp_path)
     assert {path.name for path in written} == {path.name for path in tmp_path.iterdir()}
     for path in written:
-        assert path.read_text(encoding="utf-8") == \
-            (GOLDEN / path.name).read_text(encoding="utf-8"), path.name
+        assert path.read_text(encoding="utf-8") == (GOLDEN / path.name).read_text(
+            encoding="utf-8"
+        ), path.name

@@ -12,10 +12,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from stack.process import free_port
 from sysnotify.mailer.config import SmtpConfig
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.smtp import PermanentSendError, SmtpSender, TransientSendError
-from stack.process import free_port
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 
@@ -24,18 +24,38 @@ def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     """A server context with a self-signed certificate for 127.0.0.1."""
     directory = tmp_path_factory.mktemp("tls")
     key, cert = directory / "key.pem", directory / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context
 
 
-def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
-                 auth_data: Any) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and \
-        (auth_data.login, auth_data.password) == (b"mailer", b"right-password")
+def authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"mailer",
+        b"right-password",
+    )
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
@@ -52,8 +72,13 @@ def serve(handler: RecordingHandler, **options: Any) -> Iterator[int]:
 @pytest.fixture
 def starttls_server(tls_context: ssl.SSLContext) -> Iterator[tuple[RecordingHandler, int]]:
     handler = RecordingHandler()
-    for port in serve(handler, tls_context=tls_context, require_starttls=True,
-                      authenticator=authenticate, auth_require_tls=True):
+    for port in serve(
+        handler,
+        tls_context=tls_context,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
+    ):
         yield handler, port
 
 
@@ -74,8 +99,9 @@ def message(to: str = "a@corp.example") -> OutgoingMessage:
 
 
 def sender(port: int, **options: Any) -> SmtpSender:
-    return SmtpSender(SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=5,
-                                 verify_tls=False, **options))
+    return SmtpSender(
+        SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=5, verify_tls=False, **options)
+    )
 
 
 def test_starttls_with_authentication(starttls_server: tuple[RecordingHandler, int]) -> None:
@@ -91,15 +117,15 @@ def test_starttls_with_authentication(starttls_server: tuple[RecordingHandler, i
 
 
 def test_wrong_password_is_transient_and_names_the_step(
-        starttls_server: tuple[RecordingHandler, int]) -> None:
+    starttls_server: tuple[RecordingHandler, int],
+) -> None:
     _handler, port = starttls_server
     smtp = sender(port, security="starttls", username="mailer", password="wrong")
     with pytest.raises(TransientSendError, match="^authenticate as mailer: 535"):
         smtp.send(message(), "no-reply@acme.example", "a@corp.example")
 
 
-def test_certificate_is_verified_by_default(starttls_server: tuple[RecordingHandler, int]
-                                            ) -> None:
+def test_certificate_is_verified_by_default(starttls_server: tuple[RecordingHandler, int]) -> None:
     _handler, port = starttls_server
     smtp = SmtpSender(SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=5))
     with pytest.raises(TransientSendError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -116,14 +142,18 @@ def test_implicit_tls(implicit_tls_server: tuple[RecordingHandler, int]) -> None
     assert [m.rcpt_tos for m in handler.messages] == [["a@corp.example"]]
 
 
-@pytest.mark.parametrize(("reply", "error"), [
-    ("421 4.7.0 closing", TransientSendError),
-    ("451 4.3.0 try later", TransientSendError),
-    ("550 5.1.1 no such user", PermanentSendError),
-    ("553 5.1.3 bad address", PermanentSendError),
-])
-def test_replies_are_classified(smtp_server: SmtpServer, reply: str,
-                                error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("421 4.7.0 closing", TransientSendError),
+        ("451 4.3.0 try later", TransientSendError),
+        ("550 5.1.1 no such user", PermanentSendError),
+        ("553 5.1.3 bad address", PermanentSendError),
+    ],
+)
+def test_replies_are_classified(
+    smtp_server: SmtpServer, reply: str, error: type[Exception]
+) -> None:
     smtp_server.fail(reply)
     smtp = sender(smtp_server.port, security="none")
     try:
@@ -142,14 +172,20 @@ def test_unreachable_server_is_transient() -> None:
         smtp.send(message(), "no-reply@acme.example", "a@corp.example")
 
 
-
-
 def test_an_idle_connection_is_checked_with_noop_and_replaced_when_dead(
-        smtp_server: SmtpServer) -> None:
+    smtp_server: SmtpServer,
+) -> None:
     now = [0.0]
-    smtp = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp_server.port, security="none",
-                                 timeout_seconds=5, noop_after_seconds=30),
-                      clock=lambda: now[0])
+    smtp = SmtpSender(
+        SmtpConfig(
+            host="127.0.0.1",
+            port=smtp_server.port,
+            security="none",
+            timeout_seconds=5,
+            noop_after_seconds=30,
+        ),
+        clock=lambda: now[0],
+    )
     try:
         smtp.send(message(), "no-reply@acme.example", "a@corp.example")
         now[0] += 60  # idle: NOOP says the connection is fine, it is reused

@@ -21,8 +21,9 @@ from sysnotify.mailer.intake.payload import parse
 from sysnotify.mailer.model import Recipient
 from sysnotify.mailer.stored_request import StoredRequestError, email_request
 
-FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "outbox" / \
-    "credential_expired_format_1.json"
+FROZEN = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "outbox" / "credential_expired_format_1.json"
+)
 CATALOG = Catalog()
 
 
@@ -36,26 +37,47 @@ def test_a_row_frozen_before_rows_named_their_format_reads_whole() -> None:
     assert "format" not in primary
     request = email_request(primary, CATALOG)
     assert request.notification.name == "credential_expired"
-    assert (request.phase, request.account, request.account_name) == \
-        ("problem", "acc-1001", "Globex")
+    assert (request.phase, request.account, request.account_name) == (
+        "problem",
+        "acc-1001",
+        "Globex",
+    )
     assert request.recipient == Recipient("jane.doe@acme.example", "primary")
     assert request.generated_at == datetime(2025, 11, 25, 9, 15, tzinfo=UTC)
     [alert] = request.alerts
-    assert (alert.alertname, alert.status, alert.labels["system"]) == \
-        ("CredentialExpired", "firing", "eloqua")
-    assert email_request(subscriber, CATALOG).recipient == \
-        Recipient("ops@acme.example", "subscriber")
+    assert (alert.alertname, alert.status, alert.labels["system"]) == (
+        "CredentialExpired",
+        "firing",
+        "eloqua",
+    )
+    assert email_request(subscriber, CATALOG).recipient == Recipient(
+        "ops@acme.example", "subscriber"
+    )
 
 
 def test_todays_rows_name_their_format_and_read_back_the_same() -> None:
     frozen = json.loads(frozen_rows()[0]["request"])
-    payload = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager" /
-                          "credential_expired_firing.json").read_text())
+    payload = json.loads(
+        (
+            Path(__file__).resolve().parents[1]
+            / "fixtures"
+            / "alertmanager"
+            / "credential_expired_firing.json"
+        ).read_text()
+    )
     data = parse(payload)
-    written = json.loads(stored_request.dumps(
-        audience="customer", notification="credential_expired", phase="problem",
-        account="acc-1001", account_name="Globex", alerts=data.alerts,
-        recipient=Recipient("jane.doe@acme.example", "primary"), generated_at=1764062100.0))
+    written = json.loads(
+        stored_request.dumps(
+            audience="customer",
+            notification="credential_expired",
+            phase="problem",
+            account="acc-1001",
+            account_name="Globex",
+            alerts=data.alerts,
+            recipient=Recipient("jane.doe@acme.example", "primary"),
+            generated_at=1764062100.0,
+        )
+    )
     assert written.pop("format") == stored_request.FORMAT
     assert written == frozen
     assert email_request(written, CATALOG) == email_request(frozen, CATALOG)
@@ -65,8 +87,9 @@ def test_keys_a_later_release_adds_are_ignored() -> None:
     newer = json.loads(frozen_rows()[0]["request"])
     newer.update({"format": stored_request.FORMAT + 1, "locale": "de-DE"})
     newer["alerts"][0]["silenced_by"] = ["abc"]
-    assert email_request(newer, CATALOG) == \
-        email_request(json.loads(frozen_rows()[0]["request"]), CATALOG)
+    assert email_request(newer, CATALOG) == email_request(
+        json.loads(frozen_rows()[0]["request"]), CATALOG
+    )
 
 
 def test_keys_an_email_can_do_without_get_defaults() -> None:
@@ -79,13 +102,16 @@ def test_keys_an_email_can_do_without_get_defaults() -> None:
     assert request.alerts[0].ends_at is None
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda r: r.pop("recipient"), "recipient is missing"),
-    (lambda r: r["recipient"].pop("address"), "recipient.address is missing"),
-    (lambda r: r["alerts"][0].pop("startsAt"), "alerts[0].startsAt is missing"),
-    (lambda r: r.update(generated_at="yesterday"), "stored request:"),
-    (lambda r: r.update(alerts=[17]), "stored request:"),
-])
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda r: r.pop("recipient"), "recipient is missing"),
+        (lambda r: r["recipient"].pop("address"), "recipient.address is missing"),
+        (lambda r: r["alerts"][0].pop("startsAt"), "alerts[0].startsAt is missing"),
+        (lambda r: r.update(generated_at="yesterday"), "stored request:"),
+        (lambda r: r.update(alerts=[17]), "stored request:"),
+    ],
+)
 def test_a_row_missing_what_the_email_needs_is_refused_by_name(damage: Any, named: str) -> None:
     broken = json.loads(frozen_rows()[0]["request"])
     damage(broken)

@@ -47,8 +47,13 @@ CASES = [
 
 @pytest.mark.parametrize(("fixture", "subscribers", "account_name"), CASES)
 def test_each_notification_reaches_exactly_its_recipients(
-        app: Any, client: Any, smtp_server: SmtpServer, fixture: str, subscribers: list[str],
-        account_name: str) -> None:
+    app: Any,
+    client: Any,
+    smtp_server: SmtpServer,
+    fixture: str,
+    subscribers: list[str],
+    account_name: str,
+) -> None:
     payload = fixture_payload(fixture)
     (account,) = accounts_of(payload)
     register(app, account)
@@ -82,7 +87,8 @@ def test_each_notification_reaches_exactly_its_recipients(
 
 
 def test_grouped_alerts_render_as_one_email_listing_each_system(
-        app: Any, client: Any, smtp_server: SmtpServer) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     register(app, "acc-1002")
     post(client, fixture_payload("credential_expired_grouped_firing"))
     deliver(app)
@@ -94,7 +100,8 @@ def test_grouped_alerts_render_as_one_email_listing_each_system(
 
 
 def test_recovery_is_threaded_under_the_problem_email(
-        app: Any, client: Any, smtp_server: SmtpServer) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     register(app, "acc-1001")
     post(client, fixture_payload("credential_expired_firing"))
     deliver(app)
@@ -107,16 +114,21 @@ def test_recovery_is_threaded_under_the_problem_email(
     assert recovery["In-Reply-To"] == problem["Message-ID"]
     assert recovery["References"] == problem["Message-ID"]
     assert recovery["Subject"] != problem["Subject"]
-    assert (recovery["X-Sysnotify-Notification"], recovery["X-Sysnotify-Phase"]) == \
-        ("credential_expired", "recovery")
+    assert (recovery["X-Sysnotify-Notification"], recovery["X-Sysnotify-Phase"]) == (
+        "credential_expired",
+        "recovery",
+    )
     assert len(smtp_server.to(CREDENTIALS_ONLY)) == 2
     assert len(smtp_server.to(SYNC_ONLY)) == 0
 
 
-@pytest.mark.parametrize(("fixture", "queued"), [
-    ("data_sync_delayed", 3),  # data sync completed: on by default
-    ("api_limit_reached", 0),  # API limit restored: off by default
-])
+@pytest.mark.parametrize(
+    ("fixture", "queued"),
+    [
+        ("data_sync_delayed", 3),  # data sync completed: on by default
+        ("api_limit_reached", 0),  # API limit restored: off by default
+    ],
+)
 def test_recovery_only_where_defined(app: Any, client: Any, fixture: str, queued: int) -> None:
     (account,) = accounts_of(fixture_payload(f"{fixture}_firing"))
     register(app, account)
@@ -125,8 +137,7 @@ def test_recovery_only_where_defined(app: Any, client: Any, fixture: str, queued
     assert response.json["queued"] == queued
 
 
-def test_recovery_can_be_switched_on_in_the_config(make_app: Any, smtp_server: SmtpServer
-                                                   ) -> None:
+def test_recovery_can_be_switched_on_in_the_config(make_app: Any, smtp_server: SmtpServer) -> None:
     app = make_app(notifications={"send_recovery": {"api_limit_reached": True}})
     client = app.test_client()
     register(app, "acc-2002")
@@ -138,21 +149,32 @@ def test_recovery_can_be_switched_on_in_the_config(make_app: Any, smtp_server: S
 
 
 def test_duplicates_are_suppressed_and_reminders_sent_after_the_window(
-        app: Any, client: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
     register(app, "acc-1001")
     payload = fixture_payload("credential_expired_firing")
     peer = copy.deepcopy(payload)
     peer["externalURL"] = "http://alertmanager-peer.example:9093"
     assert post(client, payload).json["queued"] == 3
     clock.advance(5)
-    assert post(client, payload).json == {"status": "ok", "queued": 0, "undeliverable": 0,
-                                          "deduplicated": 1}
+    assert post(client, payload).json == {
+        "status": "ok",
+        "queued": 0,
+        "undeliverable": 0,
+        "deduplicated": 1,
+    }
     clock.advance(15)
     assert post(client, peer).json["queued"] == 0
     deliver(app)
     assert len(smtp_server.to(PRIMARY)) == 1
-    assert metric(client, "sysnotify_mailer_notifications_deduplicated_total",
-                  'notification="credential_expired"') == 2
+    assert (
+        metric(
+            client,
+            "sysnotify_mailer_notifications_deduplicated_total",
+            'notification="credential_expired"',
+        )
+        == 2
+    )
     clock.advance(3600)
     assert post(client, payload).json["queued"] == 3  # Alertmanager's repeat_interval
     clock.advance(10)
@@ -165,17 +187,21 @@ def test_duplicates_are_suppressed_and_reminders_sent_after_the_window(
 
 
 def test_unknown_alertname_goes_to_the_primary_only_and_is_counted(
-        app: Any, client: Any, smtp_server: SmtpServer) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     register(app, "acc-2007")
     assert post(client, fixture_payload("unknown_alertname_firing")).json["queued"] == 1
     deliver(app)
     assert [r.rcpt_tos for r in smtp_server.messages] == [[PRIMARY]]
-    assert metric(client, "sysnotify_mailer_notifications_received_total",
-                  'notification="generic"') == 1
+    assert (
+        metric(client, "sysnotify_mailer_notifications_received_total", 'notification="generic"')
+        == 1
+    )
 
 
 def test_alerts_of_two_accounts_in_one_group_never_cross(
-        app: Any, client: Any, smtp_server: SmtpServer) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     registry = mailer_of(app).registry_api
     registry.set_primary("acc-4001", "boss@umbrella.example")
     registry.set_primary("acc-4002", "boss@hooli.example")
@@ -187,26 +213,34 @@ def test_alerts_of_two_accounts_in_one_group_never_cross(
     assert "Hooli" in hooli["Subject"] and "Umbrella" not in hooli.as_string()
 
 
-@pytest.mark.parametrize(("fixture", "reason", "notification"), [
-    ("no_account_label_firing", "no_account_label", "data_sync_delayed"),
-    ("credential_expired_firing", "no_recipients", "credential_expired"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "reason", "notification"),
+    [
+        ("no_account_label_firing", "no_account_label", "data_sync_delayed"),
+        ("credential_expired_firing", "no_recipients", "credential_expired"),
+    ],
+)
 def test_undeliverable_notifications_are_kept_counted_and_visible(
-        client: Any, smtp_server: SmtpServer, fixture: str, reason: str,
-        notification: str) -> None:
+    client: Any, smtp_server: SmtpServer, fixture: str, reason: str, notification: str
+) -> None:
     response = post(client, fixture_payload(fixture))
     assert response.status_code == 200
     assert response.json["undeliverable"] == 1 and response.json["queued"] == 0
     items = admin(client, "GET", "/undeliverable").json["undeliverable"]
     assert [(i["reason"], i["notification"]) for i in items] == [(reason, notification)]
     assert items[0]["alerts"][0]["fingerprint"]
-    assert metric(client, "sysnotify_mailer_emails_undeliverable_total",
-                  f'notification="{notification}"') == 1
+    assert (
+        metric(
+            client, "sysnotify_mailer_emails_undeliverable_total", f'notification="{notification}"'
+        )
+        == 1
+    )
     assert smtp_server.messages == []
 
 
-def test_operator_alerts_go_only_to_operators(app: Any, client: Any,
-                                              smtp_server: SmtpServer) -> None:
+def test_operator_alerts_go_only_to_operators(
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     register(app, "acc-1001")
     firing = fixture_payload("operator_firing")
     assert post(client, firing, "/operators/webhook").json["queued"] == 1
@@ -224,7 +258,8 @@ def test_operator_alerts_go_only_to_operators(app: Any, client: Any,
 
 
 def test_customer_payloads_on_the_operator_webhook_never_read_customer_recipients(
-        app: Any, client: Any, smtp_server: SmtpServer) -> None:
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
     register(app, "acc-1001")
     post(client, fixture_payload("credential_expired_firing"), "/operators/webhook")
     deliver(app)
@@ -237,20 +272,30 @@ def oversize_payload() -> dict[str, Any]:
     return payload
 
 
-@pytest.mark.parametrize(("body", "token", "status", "message"), [
-    (fixture_payload("credential_expired_firing"), None, 401, "missing or wrong bearer token"),
-    (fixture_payload("credential_expired_firing"), "wrong", 401, "missing or wrong bearer token"),
-    (b"{not json", WEBHOOK_TOKEN, 400, "malformed JSON"),
-    (b"\xff\xfe", WEBHOOK_TOKEN, 400, "malformed JSON"),
-    (oversize_payload(), WEBHOOK_TOKEN, 413, "payload larger than 1048576 bytes"),
-    ({"version": "4"}, WEBHOOK_TOKEN, 422, "payload is not an Alertmanager webhook"),
-])
-def test_webhook_error_classes(client: Any, body: Any, token: str | None, status: int,
-                               message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "token", "status", "message"),
+    [
+        (fixture_payload("credential_expired_firing"), None, 401, "missing or wrong bearer token"),
+        (
+            fixture_payload("credential_expired_firing"),
+            "wrong",
+            401,
+            "missing or wrong bearer token",
+        ),
+        (b"{not json", WEBHOOK_TOKEN, 400, "malformed JSON"),
+        (b"\xff\xfe", WEBHOOK_TOKEN, 400, "malformed JSON"),
+        (oversize_payload(), WEBHOOK_TOKEN, 413, "payload larger than 1048576 bytes"),
+        ({"version": "4"}, WEBHOOK_TOKEN, 422, "payload is not an Alertmanager webhook"),
+    ],
+)
+def test_webhook_error_classes(
+    client: Any, body: Any, token: str | None, status: int, message: str
+) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = body if isinstance(body, bytes) else json.dumps(body)
-    response = client.post("/alertmanager/webhook", data=data, headers=headers,
-                           content_type="application/json")
+    response = client.post(
+        "/alertmanager/webhook", data=data, headers=headers, content_type="application/json"
+    )
     assert response.status_code == status
     assert response.json["error"].startswith(message)
     if status == 422:
@@ -283,12 +328,16 @@ def test_outbox_gauges_and_queue_counters(app: Any, client: Any, clock: FakeCloc
     post(client, fixture_payload("credential_expired_firing"))
     assert metric(client, "sysnotify_mailer_outbox_pending_emails") == 3
     assert metric(client, "sysnotify_mailer_outbox_oldest_pending_timestamp_seconds") == clock()
-    assert metric(client, "sysnotify_mailer_emails_queued_total",
-                  'notification="credential_expired"') == 3
+    assert (
+        metric(client, "sysnotify_mailer_emails_queued_total", 'notification="credential_expired"')
+        == 3
+    )
     deliver(app)
     assert metric(client, "sysnotify_mailer_outbox_pending_emails") == 0
-    assert metric(client, "sysnotify_mailer_emails_sent_total",
-                  'notification="credential_expired"') == 3
+    assert (
+        metric(client, "sysnotify_mailer_emails_sent_total", 'notification="credential_expired"')
+        == 3
+    )
     assert metric(client, "sysnotify_mailer_delivery_latency_seconds_count") == 3
     # Delivered at once on the fixed clock: every bucket holds all three.
     assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket", 'le="0.1"') == 3
@@ -298,19 +347,33 @@ def test_outbox_gauges_and_queue_counters(app: Any, client: Any, clock: FakeCloc
 def test_latency_buckets_are_cumulative_over_old_and_new_rows(app: Any, client: Any) -> None:
     """Each delivery counts in its one bucket; older stores hold cumulative rows, added as is."""
     labels = [repr(bound) for bound in counters.LATENCY_BUCKETS] + ["+Inf"]
-    mailer_of(app).store.count([
-        # cumulative, as older mailers wrote them: 2 <= 0.1 s, 5 <= 1 s
-        *((counters.LATENCY_BUCKET, label,
-           2 if label in ("0.1", "0.25", "0.5") else 5 if label != "+Inf" else 6)
-          for label in labels),
-        *((counters.LATENCY_IN_BUCKET,
-           counters.latency_bucket_label(latency, counters.LATENCY_BUCKETS), 1)
-          for latency in (0.05, 0.3, 2.0, 7200.0)),
-    ])
+    mailer_of(app).store.count(
+        [
+            # cumulative, as older mailers wrote them: 2 <= 0.1 s, 5 <= 1 s
+            *(
+                (
+                    counters.LATENCY_BUCKET,
+                    label,
+                    2 if label in ("0.1", "0.25", "0.5") else 5 if label != "+Inf" else 6,
+                )
+                for label in labels
+            ),
+            *(
+                (
+                    counters.LATENCY_IN_BUCKET,
+                    counters.latency_bucket_label(latency, counters.LATENCY_BUCKETS),
+                    1,
+                )
+                for latency in (0.05, 0.3, 2.0, 7200.0)
+            ),
+        ]
+    )
     expected = {"0.1": 3, "0.25": 3, "0.5": 4, "1.0": 7, "2.5": 8, "3600.0": 8, "+Inf": 10}
     for le, value in expected.items():
-        assert metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket",
-                      f'le="{le}"') == value, le
+        assert (
+            metric(client, "sysnotify_mailer_delivery_latency_seconds_bucket", f'le="{le}"')
+            == value
+        ), le
 
 
 def test_preview_is_served(client: Any) -> None:
@@ -324,14 +387,17 @@ def test_outbox_rows_are_unique_per_notification_and_recipient(app: Any, client:
     conn = mailer_of(app).store.db.connection()
     row = conn.execute("SELECT * FROM outbox LIMIT 1").fetchone()
     with pytest.raises(sqlite3.IntegrityError):
-        conn.execute("INSERT INTO outbox (notification_key, recipient, notification, phase,"
-                     " account, message_id, request, received_at, queued_at, next_attempt_at)"
-                     " VALUES (?, ?, 'x', 'problem', 'a', 'm', '{}', 0, 0, 0)",
-                     (row["notification_key"], row["recipient"]))
+        conn.execute(
+            "INSERT INTO outbox (notification_key, recipient, notification, phase,"
+            " account, message_id, request, received_at, queued_at, next_attempt_at)"
+            " VALUES (?, ?, 'x', 'problem', 'a', 'm', '{}', 0, 0, 0)",
+            (row["notification_key"], row["recipient"]),
+        )
 
 
 def test_a_receiver_can_have_a_shorter_duplicate_window(
-        make_app: Any, smtp_server: SmtpServer, clock: FakeClock) -> None:
+    make_app: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
     app = make_app(dedup={"receiver_windows": {"operators": "5m"}})
     client = app.test_client()
     payload = fixture_payload("operator_firing")

@@ -35,18 +35,19 @@ def dead_port(stack: ExitStack) -> int:
 
 
 @pytest.fixture(scope="module")
-def prometheus(binary: Callable[[str], str],
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def prometheus(
+    binary: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     binary("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-live")
     with ExitStack() as stack:
         # Every scrape fails, as when the services are down.
-        addresses = derive.local_addresses(exporter=dead_port(stack), mailer=dead_port(stack),
-                                           alertmanager=dead_port(stack))
+        addresses = derive.local_addresses(
+            exporter=dead_port(stack), mailer=dead_port(stack), alertmanager=dead_port(stack)
+        )
         port = free_port()
         addresses[derive.SHIPPED_ADDRESSES["prometheus"]] = f"127.0.0.1:{port}"
-        derived = derive.write_stack(workdir / "config", addresses, derive.by_factor(60),
-                                     "token")
+        derived = derive.write_stack(workdir / "config", addresses, derive.by_factor(60), "token")
         with servers.prometheus(derived.prometheus, workdir, port=port) as service:
             yield service
 

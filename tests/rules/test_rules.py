@@ -39,8 +39,14 @@ CUSTOMER_ALERTS: dict[str, tuple[str | None, set[str]]] = {
     "PrivacyOptOutPending": (None, {"pending_requests", "oldest_pending_at"}),
     "DataSyncDelayed": (None, {"reason", "running_seconds", "last_success_at"}),
 }
-OPERATOR_ALERTS = {"SysnotifyExporterDown", "SysnotifyAccountDataStale", "SysnotifyMailerDown",
-                   "SysnotifyMailerDeliveryFailing", "SysnotifyOutboxBacklog", "Watchdog"}
+OPERATOR_ALERTS = {
+    "SysnotifyExporterDown",
+    "SysnotifyAccountDataStale",
+    "SysnotifyMailerDown",
+    "SysnotifyMailerDeliveryFailing",
+    "SysnotifyOutboxBacklog",
+    "Watchdog",
+}
 
 
 def alerting_rules() -> list[dict[str, Any]]:
@@ -55,21 +61,35 @@ ALERTS = {rule["alert"]: rule for rule in alerting_rules()}
 
 
 def test_rule_files_pass_promtool_check(binary: Callable[[str], str]) -> None:
-    result = subprocess.run([binary("promtool"), "check", "rules", *map(str, RULE_FILES)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [binary("promtool"), "check", "rules", *map(str, RULE_FILES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda path: path.name)
 def test_promtool_unit_tests_pass(binary: Callable[[str], str], test_file: Path) -> None:
-    result = subprocess.run([binary("promtool"), "test", "rules", test_file.name],
-                            cwd=TESTS_DIR, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [binary("promtool"), "test", "rules", test_file.name],
+        cwd=TESTS_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_prometheus_config_passes_promtool_check(binary: Callable[[str], str]) -> None:
-    result = subprocess.run([binary("promtool"), "check", "config", "prometheus.yml"],
-                            cwd=REPO / "prometheus", capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [binary("promtool"), "check", "config", "prometheus.yml"],
+        cwd=REPO / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # The rule files are found through the relative glob, all of them.
     assert f"{len(RULE_FILES)} rule files found" in result.stdout
@@ -79,8 +99,9 @@ def test_every_rules_file_has_a_unit_test_file_that_loads_it() -> None:
     for rules in RULE_FILES:
         test_file = TESTS_DIR / f"{rules.stem}_test.yml"
         assert test_file.exists(), f"{rules.name} has no {test_file.name}"
-        assert f"../../alert_rules/{rules.name}" in yaml.safe_load(test_file.read_text())[
-            "rule_files"], f"{test_file.name} does not load {rules.name}"
+        assert (
+            f"../../alert_rules/{rules.name}" in yaml.safe_load(test_file.read_text())["rule_files"]
+        ), f"{test_file.name} does not load {rules.name}"
 
 
 def unit_test_evaluations() -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -18,23 +18,25 @@ def check(header: str | None, expected: str | None = TOKEN) -> BearerCheck:
         return check_bearer_token(expected)
 
 
-@pytest.mark.parametrize(("header", "expected", "result"), [
-    (f"Bearer {TOKEN}", TOKEN, BearerCheck.MATCH),
-    (f"bearer  {TOKEN} ", TOKEN, BearerCheck.MATCH),
-    (None, TOKEN, BearerCheck.MISSING),
-    (None, None, BearerCheck.MISSING),
-    ("", TOKEN, BearerCheck.MISSING),
-    ("Bearer", TOKEN, BearerCheck.MALFORMED),
-    ("Bearer   ", TOKEN, BearerCheck.MALFORMED),
-    (f"Basic {TOKEN}", TOKEN, BearerCheck.MALFORMED),
-    (TOKEN, TOKEN, BearerCheck.MALFORMED),
-    (f"Bearer {TOKEN}-wrong", TOKEN, BearerCheck.WRONG),
-    ("Bearer jäger", TOKEN, BearerCheck.WRONG),
-    (f"Bearer {TOKEN}", None, BearerCheck.WRONG),
-    ("Bearer anything", "", BearerCheck.WRONG),
-])
-def test_check_bearer_token(header: str | None, expected: str | None,
-                            result: BearerCheck) -> None:
+@pytest.mark.parametrize(
+    ("header", "expected", "result"),
+    [
+        (f"Bearer {TOKEN}", TOKEN, BearerCheck.MATCH),
+        (f"bearer  {TOKEN} ", TOKEN, BearerCheck.MATCH),
+        (None, TOKEN, BearerCheck.MISSING),
+        (None, None, BearerCheck.MISSING),
+        ("", TOKEN, BearerCheck.MISSING),
+        ("Bearer", TOKEN, BearerCheck.MALFORMED),
+        ("Bearer   ", TOKEN, BearerCheck.MALFORMED),
+        (f"Basic {TOKEN}", TOKEN, BearerCheck.MALFORMED),
+        (TOKEN, TOKEN, BearerCheck.MALFORMED),
+        (f"Bearer {TOKEN}-wrong", TOKEN, BearerCheck.WRONG),
+        ("Bearer jäger", TOKEN, BearerCheck.WRONG),
+        (f"Bearer {TOKEN}", None, BearerCheck.WRONG),
+        ("Bearer anything", "", BearerCheck.WRONG),
+    ],
+)
+def test_check_bearer_token(header: str | None, expected: str | None, result: BearerCheck) -> None:
     assert check(header, expected) is result
 
 

@@ -17,15 +17,21 @@ def test_bind_address_brackets_ipv6_hosts() -> None:
 def test_the_mailer_command_line_ends_with_the_factory() -> None:
     argv = mailer_argv("127.0.0.1:9731", 3, ("--graceful-timeout", "5"))
     assert argv[0] == str(Path(sys.executable).parent / "gunicorn")
-    assert argv[1:] == ["--bind", "127.0.0.1:9731", "--workers", "3",
-                        "--graceful-timeout", "5", MAILER_APP]
+    assert argv[1:] == [
+        "--bind",
+        "127.0.0.1:9731",
+        "--workers",
+        "3",
+        "--graceful-timeout",
+        "5",
+        MAILER_APP,
+    ]
     assert MAILER_APP == "sysnotify.mailer.web.app:create_app()"
 
 
 def test_the_exporter_runs_one_threaded_worker() -> None:
     settings = exporter_settings("::", 9730, threads=4, access_log=False)
     assert settings["bind"] == ["[::]:9730"]
-    assert (settings["workers"], settings["worker_class"], settings["threads"]) == (
-        1, "gthread", 4)
+    assert (settings["workers"], settings["worker_class"], settings["threads"]) == (1, "gthread", 4)
     assert settings["accesslog"] is None
     assert exporter_settings("0.0.0.0", 1, threads=1, access_log=True)["accesslog"] == "-"

@@ -144,8 +144,12 @@ def http_targets(url: str) -> tuple[str, int]:
 
 
 SERVICE_NAMES = sorted(SERVICES)
-BIND_MOUNTS = [(name, mount) for name in SERVICE_NAMES for mount in mounts(SERVICES[name])
-               if mount.kind == "bind"]
+BIND_MOUNTS = [
+    (name, mount)
+    for name in SERVICE_NAMES
+    for mount in mounts(SERVICES[name])
+    if mount.kind == "bind"
+]
 
 
 # -- the compose file as a whole ----------------------------------------------------------
@@ -170,8 +174,10 @@ def schema_errors(document: Any) -> list[str]:
 
     schema = compose_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [f"{'/'.join(map(str, error.path))}: {error.message}"
-            for error in validator.iter_errors(document)]
+    return [
+        f"{'/'.join(map(str, error.path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
 
 
 def test_the_compose_file_follows_the_compose_specification() -> None:
@@ -191,8 +197,16 @@ def test_nothing_is_taken_from_the_host_environment() -> None:
 
 
 def test_the_stack_has_every_service() -> None:
-    assert {"prometheus", "alertmanager", "grafana", "mailpit", "exporter", "mailer",
-            "demo", INIT_SERVICE} <= set(SERVICES)
+    assert {
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "mailpit",
+        "exporter",
+        "mailer",
+        "demo",
+        INIT_SERVICE,
+    } <= set(SERVICES)
 
 
 def test_only_the_scenario_driver_is_in_the_demo_profile() -> None:
@@ -203,8 +217,9 @@ def test_only_the_scenario_driver_is_in_the_demo_profile() -> None:
 # -- files --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "mount"), BIND_MOUNTS,
-                         ids=[f"{n}:{m.source}" for n, m in BIND_MOUNTS])
+@pytest.mark.parametrize(
+    ("name", "mount"), BIND_MOUNTS, ids=[f"{n}:{m.source}" for n, m in BIND_MOUNTS]
+)
 def test_bind_mounted_paths_exist(name: str, mount: Mount) -> None:
     assert (REPO_ROOT / mount.source).exists(), f"{name} mounts {mount.source}, which is missing"
 
@@ -229,9 +244,13 @@ def test_stores_and_tsdb_live_on_named_volumes() -> None:
     exporter_db = flag_value(command_args(SERVICES["exporter"]), "--db")
     prometheus_tsdb = flag_value(command_args(SERVICES["prometheus"]), "--storage.tsdb.path")
     alertmanager_data = flag_value(command_args(SERVICES["alertmanager"]), "--storage.path")
-    for service, path in (("exporter", exporter_db), ("mailer", mailer_config()["store"]["path"]),
-                          ("prometheus", prometheus_tsdb), ("alertmanager", alertmanager_data),
-                          ("grafana", "/var/lib/grafana/grafana.db")):
+    for service, path in (
+        ("exporter", exporter_db),
+        ("mailer", mailer_config()["store"]["path"]),
+        ("prometheus", prometheus_tsdb),
+        ("alertmanager", alertmanager_data),
+        ("grafana", "/var/lib/grafana/grafana.db"),
+    ):
         assert path, f"{service}: no data path"
         mount, _ = resolve(SERVICES[service], path)
         assert mount.kind == "volume", f"{service}: {path} is not on a named volume"
@@ -263,8 +282,9 @@ def secret_file_references() -> list[tuple[str, str]]:
 def test_secret_files_are_generated_by_the_init_service(name: str, path: str) -> None:
     mount, rest = resolve(SERVICES[name], path)
     assert mount.kind == "volume", f"{name}: secret {path} must come from a secrets volume"
-    assert rest in generated_secret_files().get(mount.source, set()), \
+    assert rest in generated_secret_files().get(mount.source, set()), (
         f"{INIT_SERVICE} does not create {rest} in volume {mount.source}"
+    )
     assert INIT_SERVICE in waits_for(name), f"{name} may start before its secrets exist"
 
 
@@ -339,8 +359,9 @@ def test_dockerfile_copy_sources_exist_and_reach_the_build_context() -> None:
         words = [word for word in args.split() if not word.startswith("--")]
         for source in words[:-1]:
             assert glob.glob(str(REPO_ROOT / source)), f"COPY {source}: not in the checkout"
-            assert not dockerignore_excludes(source.rstrip("/")), \
+            assert not dockerignore_excludes(source.rstrip("/")), (
                 f"COPY {source}: excluded by .dockerignore"
+            )
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
@@ -407,9 +428,12 @@ def prometheus_config() -> tuple[dict[str, Any], Path]:
 
 def test_prometheus_scrapes_compose_services_on_their_ports() -> None:
     config, _ = prometheus_config()
-    targets = [target for job in config["scrape_configs"]
-               for static in job.get("static_configs", [])
-               for target in static["targets"]]
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
     assert targets
     for target in targets:
         host, port = target.rsplit(":", 1)
@@ -422,8 +446,12 @@ def test_prometheus_scrapes_compose_services_on_their_ports() -> None:
 
 def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
     config, _ = prometheus_config()
-    targets = [target for alertmanagers in config["alerting"]["alertmanagers"]
-               for static in alertmanagers["static_configs"] for target in static["targets"]]
+    targets = [
+        target
+        for alertmanagers in config["alerting"]["alertmanagers"]
+        for static in alertmanagers["static_configs"]
+        for target in static["targets"]
+    ]
     assert targets
     for target in targets:
         host, port = target.rsplit(":", 1)
@@ -432,8 +460,9 @@ def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
 
 def test_prometheus_rule_files_resolve_inside_the_container() -> None:
     config, path = prometheus_config()
-    config_dir = PurePosixPath(flag_value(command_args(SERVICES["prometheus"]),
-                                          "--config.file") or "").parent
+    config_dir = PurePosixPath(
+        flag_value(command_args(SERVICES["prometheus"]), "--config.file") or ""
+    ).parent
     assert config["rule_files"]
     for pattern in config["rule_files"]:
         container = os.path.normpath(str(config_dir / pattern))
@@ -454,8 +483,11 @@ def alertmanager_config() -> tuple[dict[str, Any], str]:
 
 def webhook_configs() -> list[dict[str, Any]]:
     config, _ = alertmanager_config()
-    return [webhook for receiver in config["receivers"]
-            for webhook in receiver.get("webhook_configs", [])]
+    return [
+        webhook
+        for receiver in config["receivers"]
+        for webhook in receiver.get("webhook_configs", [])
+    ]
 
 
 def test_alertmanager_webhooks_point_at_the_mailer_port() -> None:
@@ -477,14 +509,16 @@ def test_alertmanager_webhook_token_file_is_generated() -> None:
 
 def test_alertmanager_keeps_its_log_longer_than_every_repeat_interval() -> None:
     config, _ = alertmanager_config()
-    retention = parse_duration(flag_value(command_args(SERVICES["alertmanager"]),
-                                          "--data.retention") or "")
+    retention = parse_duration(
+        flag_value(command_args(SERVICES["alertmanager"]), "--data.retention") or ""
+    )
     assert retention >= 170 * 3600
 
     def repeat_intervals(route: dict[str, Any]) -> list[float]:
         own = [parse_duration(route["repeat_interval"])] if "repeat_interval" in route else []
-        return own + [value for child in route.get("routes", [])
-                      for value in repeat_intervals(child)]
+        return own + [
+            value for child in route.get("routes", []) for value in repeat_intervals(child)
+        ]
 
     assert retention > max(repeat_intervals(config["route"]), default=0)
 
@@ -492,13 +526,15 @@ def test_alertmanager_keeps_its_log_longer_than_every_repeat_interval() -> None:
 def test_grafana_reads_the_compose_prometheus() -> None:
     grafana = SERVICES["grafana"]
     provisioning = host_path(grafana, "/etc/grafana/provisioning")
-    datasources = yaml.safe_load(
-        (provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
     for datasource in datasources:
         host, port = http_targets(datasource["url"])
         assert host == "prometheus" and port in listening_ports("prometheus")
-    providers = yaml.safe_load(
-        (provisioning / "dashboards" / "sysnotify.yml").read_text())["providers"]
+    providers = yaml.safe_load((provisioning / "dashboards" / "sysnotify.yml").read_text())[
+        "providers"
+    ]
     for provider in providers:
         dashboards = host_path(grafana, provider["options"]["path"])
         assert list(dashboards.glob("*.json")), f"no dashboards at {dashboards}"
@@ -536,8 +572,9 @@ def test_grafana_rate_interval_floor_is_the_scrape_interval() -> None:
     config, _ = prometheus_config()
     grafana = SERVICES["grafana"]
     provisioning = host_path(grafana, "/etc/grafana/provisioning")
-    [datasource] = yaml.safe_load(
-        (provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
     assert datasource["jsonData"]["timeInterval"] == config["global"]["scrape_interval"]
 
 
@@ -583,16 +620,19 @@ def test_the_compose_services_and_demo_driver_work_together(tmp_path: Path) -> N
     exporter_port, mailer_port = free_port(), free_port()
 
     def environment(service: str) -> dict[str, str]:
-        env = {key: str(value) for key, value in
-               SERVICES[service].get("environment", {}).items()}
-        return {key: value.replace("/run/sysnotify-secrets", str(secrets))
-                for key, value in env.items()}
+        env = {key: str(value) for key, value in SERVICES[service].get("environment", {}).items()}
+        return {
+            key: value.replace("/run/sysnotify-secrets", str(secrets)) for key, value in env.items()
+        }
 
     exporter_args = command_args(SERVICES["exporter"])
-    exporter_argv = on_loopback(exporter_args, {
-        flag_value(exporter_args, "--listen") or "": f"127.0.0.1:{exporter_port}",
-        flag_value(exporter_args, "--db") or "": str(tmp_path / "exporter.db"),
-    })
+    exporter_argv = on_loopback(
+        exporter_args,
+        {
+            flag_value(exporter_args, "--listen") or "": f"127.0.0.1:{exporter_port}",
+            flag_value(exporter_args, "--db") or "": str(tmp_path / "exporter.db"),
+        },
+    )
     config = mailer_config()
     config["store"]["path"] = str(tmp_path / "mailer.db")
     config["templates_dir"] = str(REPO_ROOT / "templates")
@@ -601,9 +641,12 @@ def test_the_compose_services_and_demo_driver_work_together(tmp_path: Path) -> N
     config_path.write_text(yaml.safe_dump(config))
     mailer_env = environment("mailer") | {"SYSNOTIFY_MAILER_CONFIG": str(config_path)}
     mailer_args = command_args(SERVICES["mailer"])
-    mailer_argv = on_loopback(mailer_args, {
-        flag_value(mailer_args, "--bind") or "": f"127.0.0.1:{mailer_port}",
-    })
+    mailer_argv = on_loopback(
+        mailer_args,
+        {
+            flag_value(mailer_args, "--bind") or "": f"127.0.0.1:{mailer_port}",
+        },
+    )
     bin_dir = Path(sys.executable).parent
     exporter_argv[0] = str(bin_dir / exporter_argv[0])
     mailer_argv[0] = str(bin_dir / mailer_argv[0])
@@ -615,22 +658,42 @@ def test_the_compose_services_and_demo_driver_work_together(tmp_path: Path) -> N
 
     exporter_url = f"http://127.0.0.1:{exporter_port}"
     mailer_url = f"http://127.0.0.1:{mailer_port}"
-    with Service("exporter", exporter_argv, tmp_path / "exporter.log",
-                 ready=http_ready(f"{exporter_url}/healthz"), env=environment("exporter"),
-                 cwd=tmp_path), \
-         Service("mailer", mailer_argv, tmp_path / "mailer.log",
-                 ready=http_ready(f"{mailer_url}/readyz"), env=mailer_env, cwd=REPO_ROOT):
+    with (
+        Service(
+            "exporter",
+            exporter_argv,
+            tmp_path / "exporter.log",
+            ready=http_ready(f"{exporter_url}/healthz"),
+            env=environment("exporter"),
+            cwd=tmp_path,
+        ),
+        Service(
+            "mailer",
+            mailer_argv,
+            tmp_path / "mailer.log",
+            ready=http_ready(f"{mailer_url}/readyz"),
+            env=mailer_env,
+            cwd=REPO_ROOT,
+        ),
+    ):
         demo = subprocess.run(
-            [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
-            env=os.environ | environment("demo") | {"DEMO_RECOVER_AFTER": "0"}, timeout=120,
+            [sys.executable, "-c", script],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env=os.environ | environment("demo") | {"DEMO_RECOVER_AFTER": "0"},
+            timeout=120,
             check=False,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "fixes posted" in demo.stdout
 
         admin = (secrets / "admin-token").read_text().strip()
-        answer = requests.get(f"{mailer_url}/api/v1/accounts/acc-northwind/recipients",
-                              headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+        answer = requests.get(
+            f"{mailer_url}/api/v1/accounts/acc-northwind/recipients",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=10,
+        )
         assert answer.status_code == 200
         addresses = json.dumps(answer.json())
         assert "admin@northwind.example" in addresses

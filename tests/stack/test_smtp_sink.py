@@ -24,8 +24,9 @@ def test_sink_stores_envelope_and_message_and_survives_a_restart(tmp_path: Path)
     port = free_port()
     with MailSink(tmp_path, port=port):
         with smtplib.SMTP("127.0.0.1", port) as client:
-            client.send_message(_message("a@x.example", "first"),
-                                to_addrs=["a@x.example", "bcc@x.example"])
+            client.send_message(
+                _message("a@x.example", "first"), to_addrs=["a@x.example", "bcc@x.example"]
+            )
     # A new sink on the same directory continues the numbering instead of overwriting.
     with MailSink(tmp_path, port=port):
         with smtplib.SMTP("127.0.0.1", port) as client:

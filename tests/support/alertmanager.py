@@ -35,19 +35,27 @@ receivers:
 """
 
 
-def alerts_for(accounts: list[str], starts_at: datetime,
-               ends_at: datetime | None = None) -> list[dict[str, Any]]:
+def alerts_for(
+    accounts: list[str], starts_at: datetime, ends_at: datetime | None = None
+) -> list[dict[str, Any]]:
     """Prometheus-shaped alerts (one CredentialExpired per account), as posted to /api/v2."""
     alerts = []
     for account in accounts:
         alert: dict[str, Any] = {
-            "labels": {"alertname": "CredentialExpired", "account": account,
-                       "account_name": f"Customer {account}", "system": "salesforce",
-                       "audience": "customer", "category": "credentials",
-                       "severity": "critical"},
-            "annotations": {"summary": "An integration password has expired.",
-                            "description": "The salesforce password expired.",
-                            "reason": "expired"},
+            "labels": {
+                "alertname": "CredentialExpired",
+                "account": account,
+                "account_name": f"Customer {account}",
+                "system": "salesforce",
+                "audience": "customer",
+                "category": "credentials",
+                "severity": "critical",
+            },
+            "annotations": {
+                "summary": "An integration password has expired.",
+                "description": "The salesforce password expired.",
+                "reason": "expired",
+            },
             "startsAt": starts_at.isoformat(),
         }
         if ends_at is not None:

@@ -64,9 +64,15 @@ def example_keys(text: str, sections: Collection[str]) -> list[ExampleKey]:
         if path in sections and not commented_out:
             open_sections.append((indent, key["key"]))
             continue
-        keys.append(ExampleKey(key=path, required=doc[0] if doc else None,
-                               default=doc[1] if doc else None,
-                               commented_out=commented_out, line=number))
+        keys.append(
+            ExampleKey(
+                key=path,
+                required=doc[0] if doc else None,
+                default=doc[1] if doc else None,
+                commented_out=commented_out,
+                line=number,
+            )
+        )
         doc = None
         value_indent = indent
     return keys
@@ -99,11 +105,14 @@ def example_mismatches(text: str, declaration: Section) -> list[str]:
         elif example.required is None:
             problems.append(f"{where}: no 'Required.' or 'Optional (default: X).' comment above")
         elif example.required != expected.required:
-            problems.append(f"{where}: documented as {_required(example.required)}, declared "
-                            f"{_required(expected.required)}")
+            problems.append(
+                f"{where}: documented as {_required(example.required)}, declared "
+                f"{_required(expected.required)}"
+            )
         elif not example.required and example.default != expected.default:
-            problems.append(f"{where}: documented default {example.default!r}, declared "
-                            f"{expected.default!r}")
+            problems.append(
+                f"{where}: documented default {example.default!r}, declared {expected.default!r}"
+            )
         elif example.required and example.commented_out:
             problems.append(f"{where}: required but commented out")
     for key in declared:
@@ -149,15 +158,18 @@ def _cells(row: str) -> list[str]:
 
 def config_table(text: str, heading: str | None = None) -> Table:
     """The one table with `key`/`setting`, `required` and `default` columns (under `heading`)."""
-    [table] = [t for t in markdown_tables(text)
-               if t.columns[:3] in (("key", "required", "default"),
-                                    ("setting", "required", "default"))
-               and (heading is None or t.heading == heading)]
+    [table] = [
+        t
+        for t in markdown_tables(text)
+        if t.columns[:3] in (("key", "required", "default"), ("setting", "required", "default"))
+        and (heading is None or t.heading == heading)
+    ]
     return table
 
 
-def table_mismatches(table: Table, declaration: Section, complete: bool,
-                     check_required: bool = True) -> list[str]:
+def table_mismatches(
+    table: Table, declaration: Section, complete: bool, check_required: bool = True
+) -> list[str]:
     """How a documentation table disagrees with the declaration.
 
     Its first column names keys in backquotes (`smtp.timeout`, `dedup.receiver_windows.<name>`;
@@ -169,8 +181,11 @@ def table_mismatches(table: Table, declaration: Section, complete: bool,
     problems = []
     seen: set[str] = set()
     for row in table.rows:
-        keys = [_declared_name(token) for token in re.findall(r"`([^`]+)`", row[0])
-                if _KEY_TOKEN.match(token)]
+        keys = [
+            _declared_name(token)
+            for token in re.findall(r"`([^`]+)`", row[0])
+            if _KEY_TOKEN.match(token)
+        ]
         if not keys:
             problems.append(f"row {row[0]!r}: names no key")
             continue
@@ -187,13 +202,15 @@ def table_mismatches(table: Table, declaration: Section, complete: bool,
                 problems.append(f"{key}: not a declared key")
                 continue
             if check_required and (row[1] == "yes") != expected.required:
-                problems.append(f"{key}: required is {row[1]!r}, declared "
-                                f"{_required(expected.required)}")
+                problems.append(
+                    f"{key}: required is {row[1]!r}, declared {_required(expected.required)}"
+                )
             if not expected.required and (default or "none") != expected.default:
                 problems.append(f"{key}: default {default!r}, declared {_shown(expected)!r}")
     if complete:
-        problems.extend(f"{key}: declared but not in the table"
-                        for key in declared if key not in seen)
+        problems.extend(
+            f"{key}: declared but not in the table" for key in declared if key not in seen
+        )
     return problems
 
 

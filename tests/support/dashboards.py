@@ -31,16 +31,29 @@ DEFAULT_VARIABLES = {
     "datasource": "sysnotify-prometheus",
 }
 
-PROMQL_KEYWORDS = frozenset({
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "atan2", "inf", "nan",
-})
+PROMQL_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "atan2",
+        "inf",
+        "nan",
+    }
+)
 
 
 def load_dashboards(directory: Path = DASHBOARDS_DIR) -> dict[str, dict[str, Any]]:
     """File name -> parsed dashboard JSON, for every dashboard in `directory`."""
-    return {path.name: json.loads(path.read_text())
-            for path in sorted(directory.glob("*.json"))}
+    return {path.name: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))}
 
 
 def iter_panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -38,24 +38,43 @@ def account(acc: str = "acc-1", **kw: Any) -> dict[str, Any]:
 
 
 def credential(acc: str = "acc-1", **kw: Any) -> dict[str, Any]:
-    event = {"type": "credential", "account": acc, "system": "salesforce",
-             "policy": "expire_90_days", "password_changed_at": ago(days=10), "valid": True,
-             "checked_at": ago(hours=1)}
+    event = {
+        "type": "credential",
+        "account": acc,
+        "system": "salesforce",
+        "policy": "expire_90_days",
+        "password_changed_at": ago(days=10),
+        "valid": True,
+        "checked_at": ago(hours=1),
+    }
     event.update(kw)
     return event
 
 
 def api_usage(acc: str = "acc-1", **kw: Any) -> dict[str, Any]:
-    event = {"type": "api_usage", "account": acc, "platform": "salesforce", "used": 100,
-             "limit": 1000, "window_start": ago(hours=2)}
+    event = {
+        "type": "api_usage",
+        "account": acc,
+        "platform": "salesforce",
+        "used": 100,
+        "limit": 1000,
+        "window_start": ago(hours=2),
+    }
     event.update(kw)
     return event
 
 
-def web_visits(acc: str = "acc-1", offset: int = -1, page: str = "/", visits: int = 10,
-               **kw: Any) -> dict[str, Any]:
-    return {"type": "web_visits", "account": acc, "day": day(offset), "page": page,
-            "visits": visits, **kw}
+def web_visits(
+    acc: str = "acc-1", offset: int = -1, page: str = "/", visits: int = 10, **kw: Any
+) -> dict[str, Any]:
+    return {
+        "type": "web_visits",
+        "account": acc,
+        "day": day(offset),
+        "page": page,
+        "visits": visits,
+        **kw,
+    }
 
 
 def sync_started(acc: str = "acc-1", run: str = "run-1", **kw: Any) -> dict[str, Any]:
@@ -63,15 +82,25 @@ def sync_started(acc: str = "acc-1", run: str = "run-1", **kw: Any) -> dict[str,
 
 
 def sync_finished(acc: str = "acc-1", run: str = "run-1", **kw: Any) -> dict[str, Any]:
-    event = {"type": "sync_finished", "account": acc, "run_id": run, "at": ago(hours=1),
-             "status": "success"}
+    event = {
+        "type": "sync_finished",
+        "account": acc,
+        "run_id": run,
+        "at": ago(hours=1),
+        "status": "success",
+    }
     event.update(kw)
     return event
 
 
 def privacy(acc: str = "acc-1", request: str = "req-1", **kw: Any) -> dict[str, Any]:
-    event = {"type": "privacy_optout", "account": acc, "request_id": request,
-             "received_at": ago(days=3), "status": "pending"}
+    event = {
+        "type": "privacy_optout",
+        "account": acc,
+        "request_id": request,
+        "received_at": ago(days=3),
+        "status": "pending",
+    }
     event.update(kw)
     return event
 
@@ -110,16 +139,34 @@ BAD_EVENTS: list[tuple[str, Any, str | None, str]] = [
     ("unknown-type", {"type": "login", "account": "acc-1"}, "type", "unknown event type"),
     ("type-not-text", {"type": 7, "account": "acc-1"}, "type", "unknown event type"),
     ("unknown-field", account(nickname="x"), "nickname", "is not a field of account events"),
-    ("missing-field", {"type": "api_usage", "account": "acc-1", "platform": "salesforce",
-                       "used": 1, "window_start": ago(hours=1)}, "limit", "is required"),
+    (
+        "missing-field",
+        {
+            "type": "api_usage",
+            "account": "acc-1",
+            "platform": "salesforce",
+            "used": 1,
+            "window_start": ago(hours=1),
+        },
+        "limit",
+        "is required",
+    ),
     ("missing-account", {"type": "account", "name": "x"}, "account", "is required"),
     ("unknown-system", credential(system="dynamics"), "system", "unknown value 'dynamics'"),
     ("unknown-platform", api_usage(platform="sap"), "platform", "unknown value 'sap'"),
     ("unknown-policy", credential(policy="monthly"), "policy", "unknown value 'monthly'"),
-    ("expiring-policy-on-marketo", credential(system="marketo"), "policy",
-     "applies to salesforce and eloqua only"),
-    ("expiring-without-change-time", credential(password_changed_at=None),
-     "password_changed_at", "is required under policy expire_90_days"),
+    (
+        "expiring-policy-on-marketo",
+        credential(system="marketo"),
+        "policy",
+        "applies to salesforce and eloqua only",
+    ),
+    (
+        "expiring-without-change-time",
+        credential(password_changed_at=None),
+        "password_changed_at",
+        "is required under policy expire_90_days",
+    ),
     ("count-as-text", api_usage(used="5"), "used", "must be a non-negative integer"),
     ("count-as-bool", web_visits(visits=True), "visits", "must be a non-negative integer"),
     ("count-as-float", api_usage(used=5.0), "used", "must be a non-negative integer"),
@@ -128,13 +175,20 @@ BAD_EVENTS: list[tuple[str, Any, str | None, str]] = [
     ("zero-limit", api_usage(limit=0), "limit", "must be a positive integer"),
     ("valid-as-text", credential(valid="true"), "valid", "must be true or false"),
     ("valid-as-int", credential(valid=1), "valid", "must be true or false"),
-    ("timestamp-without-offset", sync_started(at="2026-05-28T08:00:00"), "at",
-     "has no UTC offset"),
+    ("timestamp-without-offset", sync_started(at="2026-05-28T08:00:00"), "at", "has no UTC offset"),
     ("date-as-timestamp", credential(checked_at="2026-05-28"), "checked_at", "has no UTC offset"),
-    ("unparsable-timestamp", privacy(received_at="yesterday"), "received_at",
-     "is not an RFC 3339 timestamp"),
-    ("numeric-timestamp", api_usage(window_start=1780000000), "window_start",
-     "must be an RFC 3339 timestamp string"),
+    (
+        "unparsable-timestamp",
+        privacy(received_at="yesterday"),
+        "received_at",
+        "is not an RFC 3339 timestamp",
+    ),
+    (
+        "numeric-timestamp",
+        api_usage(window_start=1780000000),
+        "window_start",
+        "must be an RFC 3339 timestamp string",
+    ),
     ("day-with-slashes", web_visits(day="2026/05/27"), "day", "must be a UTC date"),
     ("impossible-day", web_visits(day="2026-02-30"), "day", "is not a valid date"),
     ("day-with-time", web_visits(day="2026-05-27T00:00:00Z"), "day", "must be a UTC date"),

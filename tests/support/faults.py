@@ -30,34 +30,59 @@ def primary_of(account: str) -> str:
     return f"admin@{account}.customer.example"
 
 
-def notification(number: int, accounts: int, status: str = "firing",
-                 starts_at: datetime | None = None) -> dict[str, Any]:
+def notification(
+    number: int, accounts: int, status: str = "firing", starts_at: datetime | None = None
+) -> dict[str, Any]:
     """Notification `number`: one CredentialExpired alert in its own group."""
     account = account_of(number, accounts)
     system = SYSTEMS[number % len(SYSTEMS)]
     started = starts_at or datetime(2026, 11, 27, 2, 0, tzinfo=UTC) + timedelta(seconds=number)
-    labels = {"account": account, "account_name": f"Customer {account}",
-              "alertname": "CredentialExpired", "audience": "customer",
-              "category": "credentials", "severity": "critical", "system": system,
-              "case": str(number)}
-    annotations = {"summary": "An integration password has expired.",
-                   "description": f"The {system} password of Customer {account} expired.",
-                   "reason": "expired",
-                   "runbook_url": "https://github.com/sysnotify/sysnotify/blob/main/docs/"
-                                  "runbooks.md#credentialexpired"}
-    ends_at = "0001-01-01T00:00:00Z" if status == "firing" else \
-        (started + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    labels = {
+        "account": account,
+        "account_name": f"Customer {account}",
+        "alertname": "CredentialExpired",
+        "audience": "customer",
+        "category": "credentials",
+        "severity": "critical",
+        "system": system,
+        "case": str(number),
+    }
+    annotations = {
+        "summary": "An integration password has expired.",
+        "description": f"The {system} password of Customer {account} expired.",
+        "reason": "expired",
+        "runbook_url": "https://github.com/sysnotify/sysnotify/blob/main/docs/"
+        "runbooks.md#credentialexpired",
+    }
+    ends_at = (
+        "0001-01-01T00:00:00Z"
+        if status == "firing"
+        else (started + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    )
     group_labels = {"account": account, "alertname": "CredentialExpired", "case": str(number)}
     return {
-        "version": "4", "receiver": "mailer", "status": status, "truncatedAlerts": 0,
-        "groupKey": "{}/{audience=\"customer\"}:{" + ", ".join(
-            f'{k}="{v}"' for k, v in sorted(group_labels.items())) + "}",
-        "groupLabels": group_labels, "commonLabels": labels, "commonAnnotations": annotations,
+        "version": "4",
+        "receiver": "mailer",
+        "status": status,
+        "truncatedAlerts": 0,
+        "groupKey": '{}/{audience="customer"}:{'
+        + ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items()))
+        + "}",
+        "groupLabels": group_labels,
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
         "externalURL": "http://127.0.0.1:9093",
-        "alerts": [{"status": status, "labels": labels, "annotations": annotations,
-                    "startsAt": started.isoformat().replace("+00:00", "Z"), "endsAt": ends_at,
-                    "generatorURL": "http://127.0.0.1:9090/graph",
-                    "fingerprint": f"{number:016x}"}],
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": started.isoformat().replace("+00:00", "Z"),
+                "endsAt": ends_at,
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": f"{number:016x}",
+            }
+        ],
     }
 
 
@@ -72,17 +97,22 @@ class Tally:
     unexpected: int  # received but not expected
 
     def row(self) -> str:
-        return (f"expected={self.expected} delivered={self.delivered} lost={self.lost} "
-                f"doubled={self.doubled} unexpected={self.unexpected}")
+        return (
+            f"expected={self.expected} delivered={self.delivered} lost={self.lost} "
+            f"doubled={self.doubled} unexpected={self.unexpected}"
+        )
 
 
 def tally(expected_ids: Iterable[str], received_ids: Iterable[str]) -> Tally:
     expected = set(expected_ids)
     counts = collections.Counter(received_ids)
-    return Tally(expected=len(expected), delivered=len(expected & set(counts)),
-                 lost=len(expected - set(counts)),
-                 doubled=sum(n - 1 for n in counts.values() if n > 1),
-                 unexpected=len(set(counts) - expected))
+    return Tally(
+        expected=len(expected),
+        delivered=len(expected & set(counts)),
+        lost=len(expected - set(counts)),
+        doubled=sum(n - 1 for n in counts.values() if n > 1),
+        unexpected=len(set(counts) - expected),
+    )
 
 
 def outbox_rows(db: Path) -> list[sqlite3.Row]:
@@ -90,8 +120,9 @@ def outbox_rows(db: Path) -> list[sqlite3.Row]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        return conn.execute("SELECT message_id, recipient, status, attempts, last_error "
-                            "FROM outbox ORDER BY id").fetchall()
+        return conn.execute(
+            "SELECT message_id, recipient, status, attempts, last_error FROM outbox ORDER BY id"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -103,5 +134,7 @@ def report(name: str, **figures: object) -> None:
 
 def phases(smtp_server: SmtpServer) -> collections.Counter[tuple[str, str]]:
     """(account, phase) -> emails received."""
-    return collections.Counter((m.message["X-Sysnotify-Account"], m.message["X-Sysnotify-Phase"])
-                               for m in smtp_server.messages)
+    return collections.Counter(
+        (m.message["X-Sysnotify-Account"], m.message["X-Sysnotify-Phase"])
+        for m in smtp_server.messages
+    )

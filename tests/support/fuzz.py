@@ -15,20 +15,50 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 # Reproducible in CI: the same examples every run, no example database.
-FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 
-HOSTILE_TEXT = st.sampled_from([
-    "", " ", "\r\n", "x\r\nBcc: victim@evil.example", "<script>alert(1)</script>",
-    "\x00", "'; DROP TABLE outbox; --", "{{ 7*7 }}", "../../etc/passwd", "\u202e\ufeff",
-    "a" * 70_000, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00", "NaN", "-1",
-])
+HOSTILE_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\r\n",
+        "x\r\nBcc: victim@evil.example",
+        "<script>alert(1)</script>",
+        "\x00",
+        "'; DROP TABLE outbox; --",
+        "{{ 7*7 }}",
+        "../../etc/passwd",
+        "\u202e\ufeff",
+        "a" * 70_000,
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-14:00",
+        "NaN",
+        "-1",
+    ]
+)
 TEXT = st.one_of(st.text(max_size=40), HOSTILE_TEXT)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-                    st.floats(allow_nan=False), TEXT)
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    TEXT,
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -73,5 +103,7 @@ RAW_BODIES = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
     JSON.map(lambda v: json.dumps(v)[:-1].encode()),  # truncated JSON
-    st.just(b"\xff\xfe{}"), st.just(b'{"a": 1e99999}'), st.just(b"[" * 5000),
+    st.just(b"\xff\xfe{}"),
+    st.just(b'{"a": 1e99999}'),
+    st.just(b"[" * 5000),
 )

@@ -25,15 +25,16 @@ def register(app: Any, account: str) -> None:
     registry.add(account, EVERYTHING, ALL_CATEGORIES)
 
 
-def post(client: Any, payload: Any, path: str = "/alertmanager/webhook",
-         token: str = WEBHOOK_TOKEN) -> Any:
+def post(
+    client: Any, payload: Any, path: str = "/alertmanager/webhook", token: str = WEBHOOK_TOKEN
+) -> Any:
     return client.post(path, json=payload, headers={"Authorization": f"Bearer {token}"})
 
 
-def admin(client: Any, method: str, path: str, body: Any = None,
-          token: str = ADMIN_TOKEN) -> Any:
-    return client.open(f"/api/v1{path}", method=method, json=body,
-                       headers={"Authorization": f"Bearer {token}"})
+def admin(client: Any, method: str, path: str, body: Any = None, token: str = ADMIN_TOKEN) -> Any:
+    return client.open(
+        f"/api/v1{path}", method=method, json=body, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def deliver(app: Any) -> dict[str, int]:
@@ -59,5 +60,9 @@ def queue_three(app: Any) -> Any:
 
 
 def pending(app: Any) -> int:
-    return mailer_of(app).store.db.connection().execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    return (
+        mailer_of(app)
+        .store.db.connection()
+        .execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        .fetchone()[0]
+    )

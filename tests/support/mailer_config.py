@@ -21,8 +21,10 @@ BRAND = {
     "support_email": "support@acme.example",
     "company_name": "Acme Inc.",
     "footer_text": "You receive this because you administer this account.",
-    "console_paths": {"credentials": "/settings/integrations",
-                      "notifications": "/settings/notifications"},
+    "console_paths": {
+        "credentials": "/settings/integrations",
+        "notifications": "/settings/notifications",
+    },
 }
 
 
@@ -32,8 +34,12 @@ def config_mapping(tmp_path: Path, smtp_port: int, **sections: Any) -> dict[str,
     mapping: dict[str, Any] = {
         "store": {"path": str(tmp_path / "mailer.db")},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "timeout": "5s"},
-        "delivery": {"poll_interval": "0.05s", "backoff_initial": "0.05s",
-                     "backoff_max": "0.2s", "lease": "30s"},
+        "delivery": {
+            "poll_interval": "0.05s",
+            "backoff_initial": "0.05s",
+            "backoff_max": "0.2s",
+            "lease": "30s",
+        },
         "dedup": {"duplicate_window": "1h"},
         "operators": {"addresses": ["oncall@ops.example"]},
         "brand": copy.deepcopy(BRAND),
@@ -48,8 +54,12 @@ def write_mailer_config(workdir: Path, smtp_port: int, **sections: Any) -> Path:
     as `workdir`/mailer.yml for a mailer process; returns the file's path."""
     defaults: dict[str, Any] = {
         "smtp": {"timeout": "2s"},
-        "delivery": {"poll_interval": "0.1s", "lease": "5s", "backoff_initial": "0.2s",
-                     "backoff_max": "2s"},
+        "delivery": {
+            "poll_interval": "0.1s",
+            "lease": "5s",
+            "backoff_initial": "0.2s",
+            "backoff_max": "2s",
+        },
     }
     for name, value in sections.items():
         defaults[name] = {**defaults.get(name, {}), **value}

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0,
-               interval: float = 0.1) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Polls until `condition()` is truthy or `timeout` passes; returns its last value."""
     deadline = time.monotonic() + timeout
     while True:
