@@ -20,6 +20,11 @@ from sysnotify.mailer.catalog import Catalog
 from sysnotify.mailer.intake.payload import parse
 from sysnotify.mailer.model import Recipient
 from sysnotify.mailer.stored_request import StoredRequestError, email_request
+from sysnotify.mailer.web.app import mailer_of
+from tests.support.alertmanager import fixture_payload
+from tests.support.clocks import FakeClock
+from tests.support.mailer_app import deliver, post
+from tests.support.smtp import SmtpServer
 
 FROZEN = (
     Path(__file__).resolve().parents[1] / "fixtures" / "outbox" / "credential_expired_format_1.json"
@@ -117,3 +122,39 @@ def test_a_row_missing_what_the_email_needs_is_refused_by_name(damage: Any, name
     damage(broken)
     with pytest.raises(StoredRequestError, match=named.replace("[", r"\[")):
         email_request(broken, CATALOG)
+
+
+def test_frozen_rows_are_sent_as_the_same_webhook_is_sent_today(
+    make_app: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
+    clock.now = 1764062100.0  # when the frozen rows were written
+    app = make_app()
+    registry = mailer_of(app).registry_api
+    registry.set_primary("acc-1001", "jane.doe@acme.example")
+    registry.add("acc-1001", "ops@acme.example", ["credentials"])
+    outbox = mailer_of(app).store.db
+    with outbox.write() as tx:
+        for row in frozen_rows():
+            tx.execute(
+                f"INSERT INTO outbox ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+    assert deliver(app) == {"sent": 2}
+    from_frozen_rows = smtp_server.messages
+    with outbox.write() as tx:
+        tx.execute("DELETE FROM outbox")
+    assert post(app.test_client(), fixture_payload("credential_expired_firing")).json["queued"] == 2
+    assert deliver(app) == {"sent": 2}
+    from_todays_rows = smtp_server.messages[2:]
+
+    def sent(received: Any) -> tuple[Any, ...]:
+        message = received.message
+        return (
+            received.rcpt_tos,
+            message["Subject"],
+            message["Message-ID"],
+            message["X-Sysnotify-Notification"],
+            [part.get_content() for part in message.walk() if not part.is_multipart()],
+        )
+
+    assert [sent(m) for m in from_frozen_rows] == [sent(m) for m in from_todays_rows]
