@@ -1,4 +1,4 @@
-"""Ingest events: the closed set of types from DESIGN.md, validated into plain tuples.
+"""Ingest events: the closed set of types of docs/contracts.md, validated into plain tuples.
 
 Validation is pure (no store, no clock): each event is checked on its own, and every problem
 is reported as an :class:`EventError` naming the event's index, the field and the reason. The

@@ -22,7 +22,7 @@ from sysnotify.mailer.metrics import registry_for
 from sysnotify.mailer.recipients import Registry
 from sysnotify.mailer.rendering.check import check_templates
 from sysnotify.mailer.rendering.renderer import Renderer
-from sysnotify.mailer.store import open_store
+from sysnotify.mailer.store.backends import open_store
 
 
 class Mailer:

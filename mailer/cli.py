@@ -27,7 +27,8 @@ from sysnotify import exits
 from sysnotify.gunicorn import mailer_argv
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from sysnotify.mailer.recipients import RecipientError, Registry
-from sysnotify.mailer.store import StoreError, open_store
+from sysnotify.mailer.store import StoreError
+from sysnotify.mailer.store.backends import open_store
 
 if TYPE_CHECKING:
     from sysnotify.mailer.build import Mailer
@@ -119,7 +120,8 @@ def _deliver(config: MailerConfig, watch: bool) -> int:
 
 
 def _watch(mailer: Mailer) -> int:
-    """Runs the delivery threads until SIGTERM or SIGINT, woken by webhooks (mailer.wakeup).
+    """Runs the delivery threads until SIGTERM or SIGINT, woken by webhooks
+    (sysnotify.mailer.delivery.wakeup).
 
     Webhooks are answered by gunicorn workers whose config says `delivery.enabled: false`;
     this process takes the rendering and SMTP work off them, so a webhook never waits behind

@@ -2,8 +2,8 @@
 
 Alertmanager posts one `Data` per notification of one aggregation group. Every notification
 carries all alerts of the group, not just the ones that changed, so the mailer diffs them
-itself (see mailer.decide). `parse()` checks the whole shape and lists every problem at once,
-so a 422 answer tells the sender everything that is wrong.
+itself (see sysnotify.mailer.intake.decide). `parse()` checks the whole shape and lists every
+problem at once, so a 422 answer tells the sender everything that is wrong.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ alerts carry the same labels and data annotations the alert rules produce (docs/
 
 Regenerate the golden files after changing a template or a sample:
 
-    .venv/bin/python -m mailer.samples --write-golden tests/golden
+    .venv/bin/python -m sysnotify.mailer.rendering.samples --write-golden tests/golden
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ The parts and what they need:
 - the recipient registry: one `RecipientTransaction` per change;
 - the admin API, /metrics and /readyz: read-only reports and a write probe.
 
-`open_store(config)` opens the backend the config names. A backend is one module that owns
-the tables and every query on them (SQLite: sysnotify.mailer.store.sqlite); nothing else in
-the mailer writes SQL. Every backend failure is a StoreError: callers answer 5xx or retry.
+`open_store(config)` (sysnotify.mailer.store.backends) opens the backend the config names. A
+backend is one module that owns the tables and every query on them (SQLite:
+sysnotify.mailer.store.sqlite); nothing else in the mailer writes SQL. Every backend failure is
+a StoreError: callers answer 5xx or retry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sysnotify.mailer.config import StoreConfig
 from sysnotify.mailer.intake.decide import AlertState
 from sysnotify.sqlite import StoreError
 
@@ -225,10 +225,3 @@ class Store(Protocol):
     def probe_write(self) -> None:
         """Proves a write commits (not read-only, not full); raises StoreError otherwise."""
         ...
-
-
-def open_store(config: StoreConfig) -> Store:
-    """The store the config names."""
-    from sysnotify.mailer.store.sqlite import SqliteStore
-
-    return SqliteStore(config.path)

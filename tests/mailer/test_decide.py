@@ -1,4 +1,5 @@
-"""Which emails a payload means: mailer.decide against captured Alertmanager payloads."""
+"""Which emails a payload means: sysnotify.mailer.intake.decide against captured Alertmanager
+payloads."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 After an intended change to a template or a sample, regenerate and review the diff:
 
-    .venv/bin/python -m mailer.samples --write-golden tests/golden
+    .venv/bin/python -m sysnotify.mailer.rendering.samples --write-golden tests/golden
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sysnotify.mailer.rendering.renderer import Renderer
 from sysnotify.mailer.rendering.samples import SAMPLE_BRAND, all_requests, golden_name, write_golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-REGENERATE = ".venv/bin/python -m mailer.samples --write-golden tests/golden"
+REGENERATE = ".venv/bin/python -m sysnotify.mailer.rendering.samples --write-golden tests/golden"
 REQUESTS = list(all_requests(Catalog()))
 
 
