@@ -39,7 +39,8 @@ from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.exposition import ExpositionCache
 from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.simulate import Simulator, iso
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
+from sysnotify.exporter.store.backends import open_fact_store
 
 TOKEN = "bench-token-0123456789abcdef"
 TARGET_SCRAPE_MS = 150.0
@@ -88,7 +89,7 @@ def exporter_service(db: Path, workdir: Path, name: str) -> Service:
 class _Preloaded:
     """Stands in for the store with facts read once, for the baseline without SQL."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: FactStore) -> None:
         self._facts = store.facts(utc_day(time.time()))
         self._last = store.last_event_at()
 
@@ -131,7 +132,7 @@ def main(argv: Sequence[str]) -> int:
         db = workdir / "loaded.db"
 
         # 1. Store-direct ingest of everything.
-        store = Store(db)
+        store = open_fact_store(db)
         events = validate_seconds = apply_seconds = 0.0
         generate_started = time.perf_counter()
         for batch in batched(simulator.events(), args.batch_size):

@@ -86,11 +86,11 @@ def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, 
     """(memory when ready, memory after two /metrics scrapes, events, load seconds)."""
     from sysnotify.exporter.events import validate_events
     from sysnotify.exporter.simulate import Simulator
-    from sysnotify.exporter.store import Store
+    from sysnotify.exporter.store.backends import open_fact_store
 
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-memory-") as tmp:
         db = Path(tmp) / "exporter.db"
-        store = Store(db)
+        store = open_fact_store(db)
         started = time.perf_counter()
         events = 0
         simulated = Simulator(seed=seed, accounts=accounts, days=days, now=time.time()).events()

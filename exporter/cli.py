@@ -20,7 +20,8 @@ from typing import IO, Any
 from sysnotify import exits
 from sysnotify.exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
 from sysnotify.exporter.events import Event, EventError, validate_event
-from sysnotify.exporter.store import BatchRejected, Store
+from sysnotify.exporter.store import BatchRejected
+from sysnotify.exporter.store.backends import open_fact_store
 
 MAX_REPORTED_ERRORS = 50
 
@@ -93,7 +94,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return exits.USAGE
     assert config.db is not None
     try:
-        Store(config.db).close()  # create or migrate now, so errors show before serving
+        open_fact_store(config.db).close()  # create or migrate now, so errors show before serving
     except Exception as error:  # noqa: BLE001 - reported, then exit
         print(f"sysnotify-exporter: cannot open {config.db}: {error}", file=sys.stderr)
         return exits.FAILED
@@ -156,7 +157,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         return exits.FAILED
     if not problems:
         try:
-            store = Store(args.db)
+            store = open_fact_store(args.db)
         except Exception as error:  # noqa: BLE001
             print(f"sysnotify-exporter: cannot open {args.db}: {error}", file=sys.stderr)
             return exits.FAILED

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from sysnotify.exporter.events import EVENT_TYPES
 from sysnotify.exporter.series import FAMILIES, GLOBAL_FAMILIES, account_samples, utc_day
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class StoreCollector(Collector):
 
     def __init__(
         self,
-        store: Store,
+        store: FactStore,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
     ) -> None:

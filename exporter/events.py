@@ -3,7 +3,7 @@
 Validation is pure (no store, no clock): each event is checked on its own, and every problem
 is reported as an :class:`EventError` naming the event's index, the field and the reason. The
 checks that need the store (a ``sync_finished`` must follow its ``sync_started``) are made by
-:meth:`sysnotify.exporter.store.Store.apply` inside the transaction that applies the batch.
+:meth:`sysnotify.exporter.store.FactStore.apply` inside the transaction that applies the batch.
 
 A valid event becomes an :data:`Event` tuple whose first item is its type. Timestamps are
 float seconds since the Unix epoch (UTC); days are integer days since 1970-01-01 (UTC).

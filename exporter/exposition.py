@@ -31,7 +31,7 @@ from sysnotify.exporter.series import (
     next_midnight,
     utc_day,
 )
-from sysnotify.exporter.store import ApplyResult, Store
+from sysnotify.exporter.store import ApplyResult, FactStore
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def global_text(accounts: int, last_event_at: float | None) -> str:
 class ExpositionCache:
     """Cached exposition of the store-derived families; see the module docstring."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: FactStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()

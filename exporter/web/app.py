@@ -1,6 +1,6 @@
 """The exporter's app factory: the ingest API, /metrics, /healthz.
 
-``create_app()`` builds one Flask app around one :class:`sysnotify.exporter.store.Store`, one
+``create_app()`` builds one Flask app around one :class:`sysnotify.exporter.store.FactStore`, one
 :class:`sysnotify.exporter.exposition.ExpositionCache` and the per-process ingest counters, kept
 in one :class:`sysnotify.exporter.web.state.ExporterState` that views reach through
 ``exporter_of()``. It is served by gunicorn with one worker (the cache is per process); see
@@ -19,14 +19,15 @@ from werkzeug.exceptions import HTTPException
 from sysnotify.exporter.collector import IngestStats, SelfCollector
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.exposition import ExpositionCache
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
+from sysnotify.exporter.store.backends import open_fact_store
 from sysnotify.exporter.web import health, ingest
 from sysnotify.exporter.web.responses import json_response
 from sysnotify.exporter.web.state import EXTENSION, ExporterState
 
 
 def create_app(
-    config: ExporterConfig, store: Store | None = None, clock: Callable[[], float] = time.time
+    config: ExporterConfig, store: FactStore | None = None, clock: Callable[[], float] = time.time
 ) -> Flask:
     """The exporter app; `store` and `clock` are injectable for tests.
 
@@ -35,7 +36,7 @@ def create_app(
     if store is None:
         if config.db is None:
             raise ValueError("config.db is required when no store is given")
-        store = Store(config.db)
+        store = open_fact_store(config.db)
     app = Flask(__name__)
     stats = IngestStats()
     cache = ExpositionCache(store, clock)

@@ -13,7 +13,7 @@ from sysnotify.exporter.collector import IngestStats
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.exposition import ExpositionCache
 from sysnotify.exporter.series import utc_day
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
 from sysnotify.sqlite import StoreError
 
 log = logging.getLogger("gunicorn.error")
@@ -27,7 +27,7 @@ class ExporterState:
     gunicorn worker) and the exporter's own metrics."""
 
     config: ExporterConfig
-    store: Store
+    store: FactStore
     cache: ExpositionCache
     stats: IngestStats
     registry: CollectorRegistry  # the exporter's own metrics (SelfCollector)

@@ -11,7 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sysnotify.exporter.config import ExporterConfig
-from sysnotify.exporter.store import ApplyResult, Store
+from sysnotify.exporter.store import ApplyResult
+from sysnotify.exporter.store.sqlite import SqliteFactStore
 from sysnotify.exporter.web.app import create_app
 from tests.support.exporter import TOKEN, Clock, validated
 
@@ -22,14 +23,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    opened = Store(tmp_path / "facts.db", clock=clock)
+def store(tmp_path: Path, clock: Clock) -> Iterator[SqliteFactStore]:
+    opened = SqliteFactStore(tmp_path / "facts.db", clock=clock)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def apply(store: Store) -> Callable[..., ApplyResult]:
+def apply(store: SqliteFactStore) -> Callable[..., ApplyResult]:
     """Validates and applies events (dicts); fails the test on a validation error."""
 
     def run(*events: dict[str, Any]) -> ApplyResult:
@@ -39,7 +40,7 @@ def apply(store: Store) -> Callable[..., ApplyResult]:
 
 
 @pytest.fixture
-def app(store: Store, clock: Clock) -> Flask:
+def app(store: SqliteFactStore, clock: Clock) -> Flask:
     config = ExporterConfig(ingest_token=TOKEN, max_body_bytes=64 * 1024)
     return create_app(config, store=store, clock=clock)
 

@@ -16,7 +16,7 @@ from sysnotify.exporter.cli import main
 from sysnotify.exporter.config import ConfigError, load_config
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.simulate import TROUBLES, Simulator
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.exporter import (
     BAD_EVENTS,
     account,
@@ -38,7 +38,7 @@ def write_lines(path: Path, events: list, blank_after: int | None = None) -> Pat
 
 
 def store_state(db: Path) -> tuple[int, int]:
-    store = Store(db)
+    store = open_fact_store(db)
     try:
         return store.version(), store.account_count()
     finally:
@@ -242,7 +242,7 @@ def test_simulated_events_are_valid_and_apply(tmp_path):
     objs = [json.loads(line) for line in text.splitlines()]
     events, errors = validate_events(objs)
     assert errors == []
-    store = Store(tmp_path / "sim.db")
+    store = open_fact_store(tmp_path / "sim.db")
     store.apply(events)
     assert store.account_count() == 60
     store.close()

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from sysnotify.exporter.exposition import ExpositionCache
-from sysnotify.exporter.store import DAY, Store
+from sysnotify.exporter.store import DAY, FactStore
+from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.exporter import (
     NOW,
     NOW_DT,
@@ -30,7 +31,7 @@ def cache(store, clock) -> ExpositionCache:
     return ExpositionCache(store, clock)
 
 
-def apply_noted(store: Store, cache: ExpositionCache, *events: dict) -> None:
+def apply_noted(store: FactStore, cache: ExpositionCache, *events: dict) -> None:
     cache.note_applied(store.apply(validated(*events)))
 
 
@@ -83,7 +84,9 @@ def test_a_batch_of_this_process_recomputes_only_its_accounts(store, cache, cloc
 def test_a_batch_of_another_process_rebuilds_everything(store, cache, clock, tmp_path):
     apply_noted(store, cache, *RICH)
     cache.render()
-    other = Store(store.path, clock=clock)  # e.g. `sysnotify-exporter ingest` on the same file
+    other = open_fact_store(
+        store.path, clock=clock
+    )  # e.g. `sysnotify-exporter ingest` on the same file
     other.apply(validated(credential(valid=False, checked_at=ago(minutes=1))))
     other.close()
     text = cache.render()

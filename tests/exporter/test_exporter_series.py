@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from sysnotify.exporter import series
 from sysnotify.exporter.collector import StoreCollector
-from sysnotify.exporter.store import DAY, Store
+from sysnotify.exporter.store import DAY, FactStore
 from tests.support.exporter import (
     NOW,
     NOW_DT,
@@ -33,7 +33,7 @@ Value = Callable[..., float | None]
 
 
 @pytest.fixture
-def value(store: Store, clock: Clock) -> Value:
+def value(store: FactStore, clock: Clock) -> Value:
     """value(name, account="acc-1", **labels): the sample's value, None when absent."""
 
     def read(name: str, acc: str = "acc-1", **labels: str) -> float | None:

@@ -1,4 +1,4 @@
-"""The fact store: schema migrations, whole-or-nothing batches, idempotent replays, pruning."""
+"""The SQLite fact store: migrations, whole-or-nothing batches, idempotent replays, pruning."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from sysnotify.exporter.collector import StoreCollector
 from sysnotify.exporter.series import utc_day
-from sysnotify.exporter.store import MIGRATIONS, SCHEMA_VERSION, BatchRejected, Store, StoreError
+from sysnotify.exporter.store import BatchRejected, StoreError
+from sysnotify.exporter.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteFactStore
 from tests.support.exporter import (
     NOW,
     account,
@@ -37,7 +38,7 @@ TABLES = (
 )
 
 
-def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
+def dump(store: SqliteFactStore, skip_last_event: bool = True) -> dict[str, list[tuple]]:
     """Every fact table's rows; last_event_at (when an event was applied) left out."""
     conn = store.connection()
     rows = {}
@@ -53,7 +54,7 @@ def dump(store: Store, skip_last_event: bool = True) -> dict[str, list[tuple]]:
     return rows
 
 
-def exposition(store: Store, clock) -> bytes:
+def exposition(store: SqliteFactStore, clock) -> bytes:
     return b"\n".join(
         line for line in ordinary(store, clock).splitlines() if b"last_event_timestamp" not in line
     )
@@ -77,7 +78,7 @@ MIXED_BATCH = [
 
 
 def test_a_new_file_gets_the_current_schema_in_wal_mode(tmp_path: Path):
-    store = Store(tmp_path / "new.db")
+    store = SqliteFactStore(tmp_path / "new.db")
     assert store.schema_version() == SCHEMA_VERSION
     assert store.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.version() == 0
@@ -86,7 +87,8 @@ def test_a_new_file_gets_the_current_schema_in_wal_mode(tmp_path: Path):
 
 def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
     path = tmp_path / "old.db"
-    old = Store(path, clock=clock, migrations=MIGRATIONS[:1])  # a release with migration 1
+    # A release with migration 1 only:
+    old = SqliteFactStore(path, clock=clock, migrations=MIGRATIONS[:1])
     assert old.schema_version() == 1
     old.connection().executemany(
         "INSERT INTO web_visits (account, day, page, visits) VALUES (?, ?, ?, ?)",
@@ -96,7 +98,7 @@ def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
     old.connection().execute("INSERT INTO accounts VALUES ('acc-1', 'Acme', 0)")
     old.close()
 
-    store = Store(path, clock=clock)  # this release: migrates to the newest version
+    store = SqliteFactStore(path, clock=clock)  # this release: migrates to the newest version
     assert store.schema_version() == SCHEMA_VERSION
     assert (
         store.connection()
@@ -116,17 +118,17 @@ def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
 
 def test_a_file_from_a_newer_release_is_refused(tmp_path: Path):
     path = tmp_path / "future.db"
-    Store(path).close()
+    SqliteFactStore(path).close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer than this release"):
-        Store(path)
+        SqliteFactStore(path)
 
 
 def test_reopening_does_not_migrate_again(tmp_path: Path):
-    Store(tmp_path / "x.db").close()
-    store = Store(tmp_path / "x.db")
+    SqliteFactStore(tmp_path / "x.db").close()
+    store = SqliteFactStore(tmp_path / "x.db")
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
 
@@ -147,7 +149,7 @@ def test_replaying_batches_out_of_order_converges(store, clock, tmp_path):
     store.apply(first)
     store.apply(second)
     expected = dump(store)
-    other = Store(tmp_path / "other.db", clock=clock)
+    other = SqliteFactStore(tmp_path / "other.db", clock=clock)
     other.apply(first)
     other.apply(second)
     other.apply(first)  # a retried older batch
@@ -221,7 +223,7 @@ def test_prune_drops_old_facts_without_changing_metrics(store, clock):
 
 
 def test_concurrent_readers_see_whole_batches(store, tmp_path):
-    reader = Store(store.path)
+    reader = SqliteFactStore(store.path)
     store.apply(validated(*[web_visits(offset=-1, page=f"/{i}") for i in range(100)]))
     facts = reader.facts(utc_day(NOW))
     assert facts["acc-1"].web_pages_last_week == 100

@@ -25,7 +25,7 @@ import sysnotify.auth
 from stack.process import free_port
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.config import load_config as load_exporter_config
-from sysnotify.exporter.store import Store as ExporterStore
+from sysnotify.exporter.store.backends import open_fact_store
 from sysnotify.exporter.web.app import create_app as create_exporter_app
 from sysnotify.mailer.config import config_from_mapping
 from sysnotify.mailer.web.app import create_app, mailer_of
@@ -63,7 +63,7 @@ def mailer_app(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Any]:
 
 @pytest.fixture
 def exporter_app(tmp_path: Path) -> Iterator[Any]:
-    store = ExporterStore(tmp_path / "facts.db")
+    store = open_fact_store(tmp_path / "facts.db")
     yield create_exporter_app(ExporterConfig(ingest_token=INGEST_TOKEN), store=store)
     store.close()
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import validate_events
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
+from sysnotify.exporter.store.backends import open_fact_store
 from sysnotify.exporter.web.app import create_app
 from tests.support.exporter import (
     account,
@@ -50,8 +51,8 @@ TRIED: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
-def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Store]]:
-    store = Store(tmp_path_factory.mktemp("fuzz-exporter") / "facts.db")
+def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FactStore]]:
+    store = open_fact_store(tmp_path_factory.mktemp("fuzz-exporter") / "facts.db")
     app = create_app(ExporterConfig(ingest_token=TOKEN, max_body_bytes=MAX_BODY), store=store)
     client = app.test_client()
     assert (
@@ -67,7 +68,7 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, St
     print(f"\n[reliability] fuzz_exporter examples: {TRIED}")
 
 
-def facts(store: Store) -> tuple[int, Any]:
+def facts(store: FactStore) -> tuple[int, Any]:
     return store.version(), store.facts(20_000)
 
 
@@ -80,7 +81,7 @@ def ingest(client: Any, raw: bytes, content_type: str = "application/json") -> A
     )
 
 
-def check(response: Any, store: Store, before: tuple[int, Any], body: Any) -> None:
+def check(response: Any, store: FactStore, before: tuple[int, Any], body: Any) -> None:
     """Never 5xx; 200 only for a batch the validator accepts; a refusal changes nothing."""
     assert response.status_code < 500, response.data[:300]
     if response.status_code == 200:
@@ -99,7 +100,7 @@ def check(response: Any, store: Store, before: tuple[int, Any], body: Any) -> No
 
 @fuzz(800)
 @given(body=JSON)
-def test_arbitrary_json_never_fails_the_server(exporter: tuple[Any, Store], body: Any) -> None:
+def test_arbitrary_json_never_fails_the_server(exporter: tuple[Any, FactStore], body: Any) -> None:
     TRIED["arbitrary JSON"] = TRIED.get("arbitrary JSON", 0) + 1
     client, store = exporter
     before = facts(store)
@@ -109,7 +110,7 @@ def test_arbitrary_json_never_fails_the_server(exporter: tuple[Any, Store], body
 @fuzz(2000)
 @given(data=st.data())
 def test_mutated_batches_are_applied_whole_or_not_at_all(
-    exporter: tuple[Any, Store], data: st.DataObject
+    exporter: tuple[Any, FactStore], data: st.DataObject
 ) -> None:
     TRIED["mutated batch"] = TRIED.get("mutated batch", 0) + 1
     client, store = exporter
@@ -126,7 +127,7 @@ def test_mutated_batches_are_applied_whole_or_not_at_all(
 @fuzz(400)
 @given(raw=RAW_BODIES, content_type=st.sampled_from(["application/json", "text/plain", ""]))
 def test_bodies_that_are_not_json_are_refused(
-    exporter: tuple[Any, Store], raw: bytes, content_type: str
+    exporter: tuple[Any, FactStore], raw: bytes, content_type: str
 ) -> None:
     TRIED["raw bytes"] = TRIED.get("raw bytes", 0) + 1
     client, store = exporter
@@ -140,7 +141,7 @@ def test_bodies_that_are_not_json_are_refused(
 
 @fuzz(200)
 @given(token=st.one_of(TEXT, st.just(TOKEN[:-1]), st.just(TOKEN + "x")))
-def test_wrong_ingest_tokens_are_401(exporter: tuple[Any, Store], token: str) -> None:
+def test_wrong_ingest_tokens_are_401(exporter: tuple[Any, FactStore], token: str) -> None:
     TRIED["wrong token"] = TRIED.get("wrong token", 0) + 1
     client, store = exporter
     token = token.replace("\r", "").replace("\n", "")
@@ -156,7 +157,7 @@ def test_wrong_ingest_tokens_are_401(exporter: tuple[Any, Store], token: str) ->
     check(response, store, before, None)
 
 
-def test_json_nested_too_deeply_is_400_not_500(exporter: tuple[Any, Store]) -> None:
+def test_json_nested_too_deeply_is_400_not_500(exporter: tuple[Any, FactStore]) -> None:
     """Regression: json.loads raises RecursionError on deep nesting, which answered 500."""
     client, store = exporter
     before = facts(store)

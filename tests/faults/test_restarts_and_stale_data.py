@@ -23,7 +23,7 @@ import pytest
 from stack.local import LocalStack
 from stack.scenario import DemoAccount, Event, Member, iso
 from sysnotify.exporter.events import validate_events
-from sysnotify.exporter.store import Store as FactStore
+from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.faults import report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -75,7 +75,7 @@ def seed_stale_account(db: Path) -> None:
         ]
     )
     assert not errors
-    store = FactStore(db, clock=then.timestamp)
+    store = open_fact_store(db, clock=then.timestamp)
     store.apply(events)
     store.close()
 

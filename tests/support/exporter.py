@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from sysnotify.exporter.collector import StoreCollector
 from sysnotify.exporter.events import Event, validate_events
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store import FactStore
 
 # Thursday 2026-05-28 10:00:00 UTC.
 NOW_DT = datetime(2026, 5, 28, 10, 0, 0, tzinfo=UTC)
@@ -122,7 +122,7 @@ def validated(*events: dict[str, Any]) -> list[Event]:
     return valid
 
 
-def ordinary(store: Store, clock: Callable[[], float]) -> bytes:
+def ordinary(store: FactStore, clock: Callable[[], float]) -> bytes:
     """generate_latest over a StoreCollector: the ordinary custom-collector path."""
     registry = CollectorRegistry()
     StoreCollector(store, clock, registry=registry)

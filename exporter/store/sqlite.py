@@ -1,14 +1,10 @@
-"""The fact store: SQLite in WAL mode, schema versioned by ``PRAGMA user_version``.
+"""The exporter's SQLite backend: the schema, its migrations and every query on it.
 
-The store keeps facts, not metric values: per-page daily visit counts, sync runs, privacy
-requests, the latest credential check and API-usage snapshot. Metric values are computed from
-them at collection time (:mod:`sysnotify.exporter.series`), so windows such as "the last 7
-days" move with the clock and a Prometheus restart loses nothing.
-
-Every batch is applied in one ``BEGIN IMMEDIATE`` transaction, whole or not at all, and
-applying the same batch again leaves the facts as they were (upserts keyed on natural keys).
-A ``version`` counter in the ``meta`` table goes up by one with each applied batch, so any
-process can tell whether the facts changed since it last looked.
+SQLite in WAL mode, schema versioned by ``PRAGMA user_version``; transactions, locking and
+migrations are :mod:`sysnotify.sqlite`'s. Every batch is applied in one ``BEGIN IMMEDIATE``
+transaction, and every write is an upsert keyed on natural keys (with order-independent rules
+where facts can arrive late), so applying the same batch again leaves the facts as they were.
+The batch counter is the ``version`` row of the ``meta`` table.
 """
 
 from __future__ import annotations
@@ -17,25 +13,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sysnotify.exporter.events import Event, EventError
+from sysnotify.exporter.store import DAY, AccountFacts, ApplyResult, BatchRejected
 from sysnotify.sqlite import Database, Migration, StoreError
 
-__all__ = [
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
-    "AccountFacts",
-    "ApplyResult",
-    "BatchRejected",
-    "Migration",
-    "Store",
-    "StoreError",
-]
-
-DAY = 86400
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteFactStore"]
 
 
 # Append only: a released migration is never edited; a later release adds the next one, and
@@ -129,46 +114,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
-class BatchRejected(Exception):
-    """A batch failed the checks that need the store; nothing of it was applied."""
-
-    def __init__(self, errors: Sequence[EventError]) -> None:
-        super().__init__(f"{len(errors)} invalid event(s)")
-        self.errors = list(errors)
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    version: int
-    applied: int
-    by_type: dict[str, int]
-    accounts: frozenset[str]
-
-
-@dataclass(slots=True)
-class AccountFacts:
-    """What the store knows about one account, as of one instant (see :meth:`Store.facts`)."""
-
-    account: str
-    name: str | None = None
-    last_event_at: float | None = None
-    # (system, policy, password_changed_at, valid, checked_at)
-    credentials: list[tuple[str, str, float | None, bool, float]] = field(default_factory=list)
-    # (platform, used, limit, window_start)
-    api: list[tuple[str, int, int, float]] = field(default_factory=list)
-    web_first_day: int | None = None
-    # Visit totals of the last week, then of the four weeks before it (most recent first).
-    web_weeks: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
-    web_pages_last_week: int = 0
-    sync_last_started_at: float | None = None
-    sync_latest_finished: bool = False  # whether the latest started run has finished
-    sync_last_success_at: float | None = None
-    sync_last_finished_at: float | None = None
-    sync_last_duration: float | None = None
-    privacy_pending: int = 0
-    privacy_oldest_pending_at: float | None = None
-
-
 _SQL = {
     "account": "INSERT INTO accounts (account, name, last_event_at) VALUES (?, ?, 0) "
     "ON CONFLICT (account) DO UPDATE SET name = excluded.name",
@@ -203,8 +148,9 @@ _SQL = {
 }
 
 
-class Store:
-    """The SQLite fact store at `path`; one connection per thread, WAL for concurrent readers.
+class SqliteFactStore:
+    """The fact store in the SQLite file at `path` (see FactStore); one connection per thread,
+    WAL for concurrent readers.
 
     `clock` gives the wall-clock time recorded as "when an event was applied".
     """
@@ -232,6 +178,7 @@ class Store:
     # -- connections and schema ------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for tests of this backend: nothing else runs SQL."""
         return self.db.connection()
 
     def close(self) -> None:

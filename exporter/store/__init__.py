@@ -1,0 +1,133 @@
+"""The exporter's fact store: what the rest of the exporter reads and writes, behind one interface.
+
+The store keeps facts, not metric values: per-page daily visit counts, sync runs, privacy
+requests, the latest credential check and API-usage snapshot. Metric values are computed from
+them at collection time (:mod:`sysnotify.exporter.series`), so windows such as "the last 7
+days" move with the clock and a Prometheus restart loses nothing.
+
+What every backend promises: a batch is applied whole or not at all, and applying the same
+batch again leaves the facts as they were. A version counter goes up by one with each applied
+batch, so any process sharing the store can tell whether the facts changed since it last
+looked (the /metrics cache relies on it).
+
+`open_fact_store(location)` in :mod:`sysnotify.exporter.store.backends` opens the backend a
+location names; it lives there so that this module never imports a backend. A backend is one
+module that owns the schema and every query on it (SQLite:
+:mod:`sysnotify.exporter.store.sqlite`); nothing else in the exporter runs SQL. Every backend
+failure is a StoreError: the ingest API answers 503, /healthz and /metrics report it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sysnotify.exporter.events import Event, EventError
+from sysnotify.sqlite import StoreError
+
+__all__ = [
+    "DAY",
+    "AccountFacts",
+    "ApplyResult",
+    "BatchRejected",
+    "FactStore",
+    "StoreError",
+]
+
+DAY = 86400
+
+
+class BatchRejected(Exception):
+    """A batch failed the checks that need the store; nothing of it was applied."""
+
+    def __init__(self, errors: Sequence[EventError]) -> None:
+        super().__init__(f"{len(errors)} invalid event(s)")
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    version: int
+    applied: int
+    by_type: dict[str, int]
+    accounts: frozenset[str]
+
+
+@dataclass(slots=True)
+class AccountFacts:
+    """What the store knows about one account, as of one instant (see :meth:`FactStore.facts`)."""
+
+    account: str
+    name: str | None = None
+    last_event_at: float | None = None
+    # (system, policy, password_changed_at, valid, checked_at)
+    credentials: list[tuple[str, str, float | None, bool, float]] = field(default_factory=list)
+    # (platform, used, limit, window_start)
+    api: list[tuple[str, int, int, float]] = field(default_factory=list)
+    web_first_day: int | None = None
+    # Visit totals of the last week, then of the four weeks before it (most recent first).
+    web_weeks: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    web_pages_last_week: int = 0
+    sync_last_started_at: float | None = None
+    sync_latest_finished: bool = False  # whether the latest started run has finished
+    sync_last_success_at: float | None = None
+    sync_last_finished_at: float | None = None
+    sync_last_duration: float | None = None
+    privacy_pending: int = 0
+    privacy_oldest_pending_at: float | None = None
+
+
+class FactStore(Protocol):
+    """The facts of every account, shared by the processes that open the same store.
+
+    Safe to use from several threads. Every method raises StoreError when the backend fails.
+    """
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> ApplyResult:
+        """Applies a validated batch as a whole, or raises BatchRejected.
+
+        The events must come from :func:`sysnotify.exporter.events.validate_events` with no
+        errors; the error indices of BatchRejected are positions in `events`. A
+        ``sync_finished`` needs its ``sync_started``, in the store or earlier in the batch.
+        """
+        ...
+
+    def prune(self, before_day: int) -> int:
+        """Drops per-page visits and handled privacy requests older than `before_day`.
+
+        Windows never look back more than 35 days, and each account's first web day is kept
+        apart, so pruning older facts changes no metric. Returns the facts removed.
+        """
+        ...
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """The number of batches applied to this store so far."""
+        ...
+
+    def last_event_at(self) -> float | None:
+        """When the last non-empty batch was applied (None before the first)."""
+        ...
+
+    def account_count(self) -> int: ...
+
+    def facts(self, today: int, accounts: Iterable[str] | None = None) -> dict[str, AccountFacts]:
+        """Facts of every account (or of `accounts` only), with web windows ending before `today`.
+
+        `today` is the current UTC day (days since the epoch): the last week is days
+        today-7 .. today-1, the four weeks before it today-35 .. today-8. All of it is one
+        consistent snapshot.
+        """
+        ...
+
+    def check(self) -> None:
+        """Raises StoreError when the store cannot be read (for /healthz)."""
+        ...
+
+    def close(self) -> None:
+        """Releases what this process holds open (the connections of every thread)."""
+        ...
