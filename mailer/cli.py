@@ -7,6 +7,7 @@
     sysnotify-mailer deliver            # send what is due now, then exit
     sysnotify-mailer deliver --watch    # keep delivering until SIGTERM (a delivery process)
     sysnotify-mailer serve [--listen 127.0.0.1:9731] [--workers 2]
+    sysnotify-mailer check-config --alertmanager alertmanager.yml [--alertmanager-retention 200h]
 
 Every command reads the same config (--config or $SYSNOTIFY_MAILER_CONFIG) and works on
 the same store as the running service. Errors go to stderr with a non-zero exit.
@@ -21,10 +22,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sysnotify import exits
 from sysnotify.gunicorn import mailer_argv
+from sysnotify.mailer import alertmanager_config, crosscheck
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from sysnotify.mailer.recipients import RecipientError, Registry
 from sysnotify.mailer.store import StoreError
@@ -71,7 +74,31 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the mailer under gunicorn")
     serve.add_argument("--listen", default=DEFAULT_LISTEN, help=f"default: {DEFAULT_LISTEN}")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: 2)")
+
+    check = commands.add_parser(
+        "check-config",
+        help="check the mailer config against Alertmanager's: duplicate windows against "
+        "repeat intervals, send_resolved, max_alerts, retention",
+    )
+    check.add_argument(
+        "--alertmanager", required=True, metavar="FILE", help="Alertmanager's YAML config"
+    )
+    check.add_argument(
+        "--alertmanager-retention",
+        default=crosscheck.DEFAULT_DATA_RETENTION,
+        type=_flag_duration,
+        metavar="DURATION",
+        help="the --data.retention Alertmanager runs with: a flag of Alertmanager, not in its "
+        f"file (default: {crosscheck.DEFAULT_DATA_RETENTION}, Alertmanager's own default)",
+    )
     return parser
+
+
+def _flag_duration(text: str) -> float:
+    try:
+        return alertmanager_config.parse_flag_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _config(path: str | None, require_webhook_token: bool) -> MailerConfig:
@@ -157,6 +184,22 @@ def _watch(mailer: Mailer) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace, config: MailerConfig) -> int:
+    alertmanager = alertmanager_config.read(Path(args.alertmanager))
+    report = crosscheck.check(alertmanager, config.dedup, args.alertmanager_retention)
+    if report.problems:
+        print(
+            f"sysnotify-mailer: {args.alertmanager} and the mailer config disagree:",
+            *(f"  - {problem}" for problem in report.problems),
+            sep="\n",
+            file=sys.stderr,
+        )
+        return exits.FAILED
+    print(f"{args.alertmanager} agrees with the mailer config:")
+    print(*(f"  {line}" for line in report.summary), sep="\n")
+    return exits.OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     argv = mailer_argv(args.listen, args.workers, ("--access-logfile", "-"))
     env = dict(os.environ)
@@ -172,12 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        # Managing recipients needs the store, not the webhook's secret.
-        config = _config(args.config, require_webhook_token=args.command != "recipients")
+        # Managing recipients and checking configs need no webhook secret.
+        config = _config(
+            args.config, require_webhook_token=args.command not in ("recipients", "check-config")
+        )
         if args.command == "recipients":
             return _recipients(args, config)
+        if args.command == "check-config":
+            return _check_config(args, config)
         return _deliver(config, args.watch)
-    except ConfigError as error:
+    except (ConfigError, alertmanager_config.AlertmanagerConfigError) as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
         return exits.USAGE
     except (RecipientError, StoreError) as error:

@@ -17,6 +17,10 @@ EMAILS_SENT = "emails_sent"
 EMAILS_FAILED = "emails_failed"
 EMAILS_UNDELIVERABLE = "emails_undeliverable"
 SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
+# Alerts Alertmanager left out of an accepted webhook (`truncatedAlerts`, from `max_alerts`);
+# label: the webhook it came to, customer (/alertmanager/webhook) or operator
+# (/operators/webhook). Not "audience": alert rules set that label for routing.
+TRUNCATED_ALERTS = "truncated_alerts"
 # The latency histogram's buckets. Each delivery adds 1 to the one bucket its latency falls
 # in (label: that bucket's upper bound, the repr of a float, or +Inf); /metrics sums them into
 # Prometheus's cumulative buckets. One row per delivery instead of thirteen keeps the "sent"

@@ -86,6 +86,13 @@ _COUNTERS = (
         "kind",
         ("transient", "permanent"),
     ),
+    (
+        counters.TRUNCATED_ALERTS,
+        "sysnotify_mailer_truncated_alerts",
+        "Alerts Alertmanager left out of accepted webhooks (max_alerts); they get no email.",
+        "webhook",
+        ("customer", "operator"),
+    ),
 )
 
 

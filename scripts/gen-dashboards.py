@@ -690,12 +690,18 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
         Panel(
             "timeseries",
             "Notifications received",
-            "Alerts received in webhook payloads per minute, by notification kind.",
+            "Alerts received in webhook payloads per minute, by notification kind, and the "
+            "alerts Alertmanager cut from them (a receiver's max_alerts), by webhook: those "
+            "get no email (SysnotifyWebhookAlertsTruncated).",
             [
                 Query(
                     rate("sysnotify_mailer_notifications_received_total", "notification", True),
                     "{{notification}}",
-                )
+                ),
+                Query(
+                    rate("sysnotify_mailer_truncated_alerts_total", "webhook", True),
+                    "cut: {{webhook}}",
+                ),
             ],
             unit="cpm",
             width=8,

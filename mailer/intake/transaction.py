@@ -197,6 +197,9 @@ class Intake:
                     (counters.WEBHOOK_REQUESTS, "200", 1),
                 ]
             )
+            if data.truncated_alerts:
+                # Cut by the receiver's max_alerts: those alerts are never decided on here.
+                tx.count([(counters.TRUNCATED_ALERTS, audience, data.truncated_alerts)])
         return IntakeResult(queued, undeliverable, sum(decision.deduplicated.values()))
 
     def _queue(

@@ -45,6 +45,7 @@ OPERATOR_ALERTS = {
     "SysnotifyMailerDown",
     "SysnotifyMailerDeliveryFailing",
     "SysnotifyOutboxBacklog",
+    "SysnotifyWebhookAlertsTruncated",
     "Watchdog",
 }
 

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.support.ci import running_in_ci
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import BIN, REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -558,6 +558,31 @@ def test_the_mailer_config_is_valid(tmp_path: Path) -> None:
     env = {"SYSNOTIFY_WEBHOOK_TOKEN": "w" * 32, "SYSNOTIFY_ADMIN_TOKEN": "a" * 32}
     config = config_from_mapping(raw, env, base_dir=tmp_path)
     assert config.smtp.security == "none"
+
+
+def test_the_mailer_config_agrees_with_alertmanagers_routes(tmp_path: Path) -> None:
+    # `sysnotify-mailer check-config` on what this stack runs: the mailer's config, the
+    # Alertmanager file it mounts and the --data.retention it starts Alertmanager with.
+    config = tmp_path / "mailer.yml"
+    config.write_text(yaml.safe_dump(mailer_config()))
+    alertmanager_args = command_args(SERVICES["alertmanager"])
+    result = subprocess.run(
+        [
+            str(BIN / "sysnotify-mailer"),
+            "--config",
+            str(config),
+            "check-config",
+            "--alertmanager",
+            str(host_path(SERVICES["alertmanager"], alertmanager_config()[1])),
+            "--alertmanager-retention",
+            flag_value(alertmanager_args, "--data.retention") or "120h",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_exporter_serves_on_all_interfaces_of_its_container() -> None:

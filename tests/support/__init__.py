@@ -5,7 +5,8 @@
 - polling: waiting for a condition
 - clocks: a Unix-time clock that moves only when told to
 - smtp: a recording SMTP server on loopback
-- alertmanager: captured webhook payloads, an Alertmanager config, Prometheus-shaped alerts
+- alertmanager: captured webhook payloads, an Alertmanager config, Prometheus-shaped alerts,
+  amtool check-config
 - mailer_config: the mailer's test tokens and configuration
 - mailer_app: driving a mailer app in process (its test client, registry and delivery)
 - mailer_process: the mailer under real gunicorn, its CLI, webhooks posted over HTTP

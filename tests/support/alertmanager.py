@@ -1,11 +1,16 @@
-"""Alertmanager in tests: its captured webhook payloads, a config that posts to the mailer, and
-alerts shaped as Prometheus posts them."""
+"""Alertmanager in tests: its captured webhook payloads, a config that posts to the mailer,
+alerts shaped as Prometheus posts them, and amtool's verdict on a config."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.support.paths import FIXTURES
 
@@ -62,3 +67,18 @@ def alerts_for(
             alert["endsAt"] = ends_at.isoformat()
         alerts.append(alert)
     return alerts
+
+
+def amtool_check_config(
+    amtool: str, document: Mapping[str, Any], workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    """`amtool check-config` on `document`, written as YAML into `workdir`."""
+    path = workdir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(dict(document)))
+    return subprocess.run(
+        [amtool, "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
