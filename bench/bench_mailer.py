@@ -106,11 +106,14 @@ def latency(args: argparse.Namespace) -> None:
 
 def flood(args: argparse.Namespace) -> None:
     print(
-        f"flood: {args.valid_webhooks} valid webhooks quiet, then valid webhooks during "
-        f"{args.flood:,} refused ones from {args.flood_threads} threads",
+        f"flood: {args.flood_rounds} rounds of valid webhooks quiet, then valid webhooks "
+        f"during refused ones from {args.flood_threads} threads ({args.valid_webhooks} "
+        f"quiet and {args.flood:,} refused in all)",
         flush=True,
     )
-    result = mailer_flood.measure(args.valid_webhooks, args.flood, args.flood_threads, args.workers)
+    result = mailer_flood.measure(
+        args.valid_webhooks, args.flood, args.flood_threads, args.workers, args.flood_rounds
+    )
     _print(mailer_flood.describe(result))
     _verdicts(
         [
@@ -188,7 +191,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--valid-webhooks",
         type=int,
-        default=200,
+        default=400,
         help="valid webhooks timed on the quiet mailer (flood)",
     )
     parser.add_argument(
@@ -196,6 +199,12 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--flood-threads", type=int, default=3, help="threads sending the flood (flood)"
+    )
+    parser.add_argument(
+        "--flood-rounds",
+        type=int,
+        default=4,
+        help="quiet and flooded phases alternate this many times (flood)",
     )
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts (memory)")
     parser.add_argument(

@@ -3,11 +3,11 @@
 The mailer runs under gunicorn (2 sync workers, each with a delivery thread, sending to a
 counting SMTP server), the default deployment. One client thread posts valid webhooks one
 after the other, each a new notification for its own account (one email each), and times
-every answer from its side, as Alertmanager would see it: first `valid` of them on a quiet
-mailer, then as many as it can while another process sends `flood` requests with a wrong
-bearer token (401) from `flood_threads` threads. The flood is bounded and stays on
-127.0.0.1; it runs in its own process so that its threads do not hold the timing thread's
-interpreter lock.
+every answer from its side, as Alertmanager would see it, in rounds: some on a quiet mailer,
+then as many as it can while another process sends requests with a wrong bearer token (401)
+from `flood_threads` threads. The flood (`flood` requests over all rounds) is bounded and
+stays on 127.0.0.1; it runs in its own process so that its threads do not hold the timing
+thread's interpreter lock.
 
 A refused request must not cost a durable write: the mailer counts refusals in memory and
 adds them to the store in batches (sysnotify.mailer.deferred_counters). After the run the
@@ -16,19 +16,20 @@ mailer is stopped gracefully and the store must hold every 401 of the flood.
 
 from __future__ import annotations
 
+import collections
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
 
 from bench import mailer_stack as ms
 from bench.mail_counter import CountingSmtpServer
@@ -52,38 +53,55 @@ class FloodResult:
         return ms.percentile(self.flooded_seconds, 0.99) / quiet if quiet else float("inf")
 
 
-def _post_valid(url: str, body: bytes) -> float:
-    started = time.perf_counter()
-    response = requests.post(
-        url,
-        data=body,
-        headers={"Authorization": f"Bearer {ms.WEBHOOK_TOKEN}", "Content-Type": "application/json"},
-        timeout=60,
+def _request(url: str, token: str, body: bytes) -> bytes:
+    """An HTTP/1.1 POST of `body` to `url`, encoded once: the clients below only write it and
+    read the answer, so their own CPU stays small next to the mailer's."""
+    parts = urllib.parse.urlsplit(url)
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
+    return head.encode() + body
+
+
+def _status(url: str, request: bytes) -> int:
+    """Sends a request from _request() on a new connection; the answer's status code."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def _post_valid(url: str, body: bytes) -> float:
+    request = _request(url, ms.WEBHOOK_TOKEN, body)
+    started = time.perf_counter()
+    status = _status(url, request)
     seconds = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"a valid webhook got {response.status_code}: {response.text}")
+    if status != 200:
+        raise RuntimeError(f"a valid webhook got {status}")
     return seconds
 
 
 def flood(url: str, requests_total: int, threads: int) -> dict[int, int]:
     """Sends `requests_total` webhooks with a wrong token from `threads` threads; the count
     of each answer status."""
-    body = webhook_body("flood", ms.utc_now().isoformat())
-    headers = {"Authorization": "Bearer wrong-token", "Content-Type": "application/json"}
-    statuses: dict[int, int] = {}
+    request = _request(url, "wrong-token", webhook_body("flood", ms.utc_now().isoformat()))
+    statuses: collections.Counter[int] = collections.Counter()
     lock = threading.Lock()
 
     def send(count: int) -> None:
         for _ in range(count):
-            status = requests.post(url, data=body, headers=headers, timeout=60).status_code
+            status = _status(url, request)
             with lock:
-                statuses[status] = statuses.get(status, 0) + 1
+                statuses[status] += 1
 
-    shares = [requests_total // threads + (n < requests_total % threads) for n in range(threads)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(send, shares))
-    return statuses
+        list(pool.map(send, _shares(requests_total, threads)))
+    return dict(statuses)
 
 
 def _counted(db: Path, code: str) -> float:
@@ -94,11 +112,20 @@ def _counted(db: Path, code: str) -> float:
     return float(row[0]) if row else 0.0
 
 
-def measure(valid: int, flood: int, flood_threads: int, workers: int) -> FloodResult:
-    """One run: warm-up, `valid` quiet webhooks, then valid webhooks for as long as a flood
-    of `flood` refused requests from `flood_threads` threads lasts."""
-    # One new notification per valid webhook; the flooded phase stops at `flood` of them.
-    accounts = [ms.account_id(n) for n in range(1, WARM_UP + valid + flood + 1)]
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (n < total % parts) for n in range(parts)]
+
+
+def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: int) -> FloodResult:
+    """One run of `rounds` rounds, each: a share of the `valid` quiet webhooks, then valid
+    webhooks for as long as a share of the `flood` refused requests lasts. Alternating keeps
+    the machine's other load from favouring one side."""
+    # One new notification per valid webhook; a flooded phase stops at its flood's size.
+    accounts = [ms.account_id(n) for n in range(1, WARM_UP + valid + flood + rounds + 1)]
+    quiet: list[float] = []
+    flooded: list[float] = []
+    statuses: collections.Counter[int] = collections.Counter()
+    flood_seconds = 0.0
     with (
         tempfile.TemporaryDirectory(prefix="sysnotify-bench-flood-") as tmp,
         CountingSmtpServer(free_port()) as smtp,
@@ -108,34 +135,51 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int) -> FloodRe
         ms.seed_recipients(workdir / "mailer.db", accounts)
         now = ms.utc_now().isoformat()
         bodies = iter([webhook_body(account, now) for account in accounts])
+        posted = 0
+
+        def post(url: str) -> float:
+            nonlocal posted
+            posted += 1
+            return _post_valid(url, next(bodies))
+
         with ms.mailer_service(workdir, config, workers) as service:
             url = f"{service.url}/alertmanager/webhook"  # type: ignore[attr-defined]
             for _ in range(WARM_UP):
-                _post_valid(url, next(bodies))
-            quiet = tuple(_post_valid(url, next(bodies)) for _ in range(valid))
-            smtp.wait_for(WARM_UP + valid, timeout=60)  # the quiet phase's emails are out
-
-            flooded: list[float] = []
-            started = time.monotonic()
-            flooding = subprocess.Popen(
-                [sys.executable, "-m", "bench.mailer_flood", url, str(flood), str(flood_threads)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for body in bodies:
-                if flooding.poll() is not None:
-                    break
-                seconds = _post_valid(url, body)
-                if flooding.poll() is None:  # answered while the flood still ran
-                    flooded.append(seconds)
-            out, _ = flooding.communicate(timeout=300)
-            flood_seconds = time.monotonic() - started
-            if flooding.returncode != 0:
-                raise RuntimeError(f"the flood failed (exit {flooding.returncode})")
-            statuses = {int(code): n for code, n in json.loads(out).items()}
+                post(url)
+            for quiet_share, flood_share in zip(
+                _shares(valid, rounds), _shares(flood, rounds), strict=True
+            ):
+                smtp.wait_for(posted, timeout=60)  # each phase starts with nothing to send
+                quiet.extend(post(url) for _ in range(quiet_share))
+                smtp.wait_for(posted, timeout=60)
+                flooding = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.mailer_flood",
+                        url,
+                        str(flood_share),
+                        str(flood_threads),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert flooding.stdout is not None
+                flooding.stdout.readline()  # "sending": its imports are done
+                started = time.monotonic()
+                for _ in range(flood_share):
+                    seconds = post(url)
+                    if flooding.poll() is not None:
+                        break
+                    flooded.append(seconds)  # answered while the flood still ran
+                out = flooding.communicate(timeout=300)[0]
+                flood_seconds += time.monotonic() - started
+                if flooding.returncode != 0:
+                    raise RuntimeError(f"the flood failed (exit {flooding.returncode})")
+                statuses.update({int(code): n for code, n in json.loads(out).items()})
         # Stopped gracefully (SIGTERM): each worker has added its refusals to the store.
         counted = _counted(workdir / "mailer.db", "401")
-    return FloodResult(quiet, tuple(flooded), flood, flood_seconds, statuses, counted)
+    return FloodResult(tuple(quiet), tuple(flooded), flood, flood_seconds, dict(statuses), counted)
 
 
 def describe(result: FloodResult) -> list[tuple[str, str]]:
@@ -166,5 +210,6 @@ def describe(result: FloodResult) -> list[tuple[str, str]]:
 
 
 if __name__ == "__main__":
-    # python -m bench.mailer_flood URL REQUESTS THREADS: prints {"401": n, ...}
+    # python -m bench.mailer_flood URL REQUESTS THREADS: prints "sending", then {"401": n, ...}
+    print("sending", flush=True)
     print(json.dumps(flood(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))), flush=True)
