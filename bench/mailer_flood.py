@@ -43,6 +43,8 @@ WARM_UP = 10  # valid webhooks before measuring: imports, first connections, pag
 class FloodResult:
     quiet_seconds: tuple[float, ...]  # valid webhooks' answer times, nothing else running
     flooded_seconds: tuple[float, ...]  # the same while the flood ran
+    quiet_served_ms: tuple[float, ...]  # gunicorn's request time of the same webhooks
+    flooded_served_ms: tuple[float, ...]
     flood_requests: int
     flood_seconds: float  # first to last answer of the flood
     flood_statuses: dict[int, int]
@@ -124,6 +126,7 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: in
     accounts = [ms.account_id(n) for n in range(1, WARM_UP + valid + flood + rounds + 1)]
     quiet: list[float] = []
     flooded: list[float] = []
+    phases: list[str] = []  # of each valid webhook, in the order posted: quiet, flooded or ""
     statuses: collections.Counter[int] = collections.Counter()
     flood_seconds = 0.0
     with (
@@ -137,9 +140,10 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: in
         bodies = iter([webhook_body(account, now) for account in accounts])
         posted = 0
 
-        def post(url: str) -> float:
+        def post(url: str, phase: str = "") -> float:
             nonlocal posted
             posted += 1
+            phases.append(phase)
             return _post_valid(url, next(bodies))
 
         with ms.mailer_service(workdir, config, workers) as service:
@@ -150,7 +154,7 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: in
                 _shares(valid, rounds), _shares(flood, rounds), strict=True
             ):
                 smtp.wait_for(posted, timeout=60)  # each phase starts with nothing to send
-                quiet.extend(post(url) for _ in range(quiet_share))
+                quiet.extend(post(url, "quiet") for _ in range(quiet_share))
                 smtp.wait_for(posted, timeout=60)
                 flooding = subprocess.Popen(
                     [
@@ -168,8 +172,9 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: in
                 flooding.stdout.readline()  # "sending": its imports are done
                 started = time.monotonic()
                 for _ in range(flood_share):
-                    seconds = post(url)
+                    seconds = post(url, "flooded")
                     if flooding.poll() is not None:
+                        phases[-1] = ""
                         break
                     flooded.append(seconds)  # answered while the flood still ran
                 out = flooding.communicate(timeout=300)[0]
@@ -179,7 +184,22 @@ def measure(valid: int, flood: int, flood_threads: int, workers: int, rounds: in
                 statuses.update({int(code): n for code, n in json.loads(out).items()})
         # Stopped gracefully (SIGTERM): each worker has added its refusals to the store.
         counted = _counted(workdir / "mailer.db", "401")
-    return FloodResult(tuple(quiet), tuple(flooded), flood, flood_seconds, dict(statuses), counted)
+        # One valid webhook at a time: their 200s are logged in the order they were posted.
+        valid_served = [
+            ms_
+            for status, ms_ in ms.webhook_answers(workdir / "mailer-access.log")
+            if status == "200"
+        ]
+    return FloodResult(
+        tuple(quiet),
+        tuple(flooded),
+        tuple(t for t, phase in zip(valid_served, phases, strict=True) if phase == "quiet"),
+        tuple(t for t, phase in zip(valid_served, phases, strict=True) if phase == "flooded"),
+        flood,
+        flood_seconds,
+        dict(statuses),
+        counted,
+    )
 
 
 def describe(result: FloodResult) -> list[tuple[str, str]]:
@@ -197,6 +217,14 @@ def describe(result: FloodResult) -> list[tuple[str, str]]:
         ("valid webhooks, quiet mailer", spread(result.quiet_seconds)),
         ("valid webhooks, during the flood", spread(result.flooded_seconds)),
         ("ratio of the p99s: flooded / quiet", f"{result.p99_ratio():.2f}x"),
+        (
+            "  of it, gunicorn's request time: quiet",
+            spread([t / 1000 for t in result.quiet_served_ms]),
+        ),
+        (
+            "  of it, gunicorn's request time: during the flood",
+            spread([t / 1000 for t in result.flooded_served_ms]),
+        ),
         (
             "the flood",
             f"{statuses} in {result.flood_seconds:.1f} s "
