@@ -2,8 +2,10 @@
 
 The factory loads and validates the config (SYSNOTIFY_MAILER_CONFIG), migrates the store,
 checks that every template renders, registers the blueprints and starts the delivery
-thread(s) of this process. Each gunicorn worker calls it after the fork (do not use
-`--preload`, or the delivery threads would be started in the master and die at fork).
+thread(s) of this process, and in a gunicorn worker the thread that adds the webhook's
+refused answers to the store's counters (sysnotify.mailer.deferred_counters). Each gunicorn
+worker calls it after the fork (do not use `--preload`, or the threads would be started in
+the master and die at fork).
 """
 
 from __future__ import annotations
