@@ -2,7 +2,9 @@
 
 Each maps to one `sysnotify_mailer_*` metric (docs/contracts.md); the `label` column holds the
 metric's single label value (notification, code or kind), or the bucket bound for the latency
-histogram. They are updated in the same transaction as the state change they count.
+histogram. They are updated in the same transaction as the state change they count, except
+the webhook's non-2xx answers, which change no state: those are counted in memory and added in
+batches (sysnotify.mailer.deferred_counters).
 """
 
 from __future__ import annotations
