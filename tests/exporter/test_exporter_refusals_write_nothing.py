@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sysnotify.exporter.store import Store
+from sysnotify.exporter.store.sqlite import SqliteFactStore
 from tests.support.exporter import AUTH, account
 from tests.support.store_writes import StoreWrites
 
@@ -28,7 +28,12 @@ REFUSED = [
 
 @pytest.mark.parametrize(("headers", "body", "content_type", "status"), REFUSED)
 def test_a_refused_batch_writes_nothing(
-    client: Any, store: Store, headers: dict[str, str], body: Any, content_type: str, status: int
+    client: Any,
+    store: SqliteFactStore,
+    headers: dict[str, str],
+    body: Any,
+    content_type: str,
+    status: int,
 ) -> None:
     assert (
         client.post("/api/v1/events", data=BATCH, headers=AUTH, content_type=JSON).status_code
