@@ -19,6 +19,7 @@ from sysnotify.exporter.simulate import TROUBLES, Simulator
 from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.exporter import (
     BAD_EVENTS,
+    WINDOW,
     account,
     api_usage,
     sync_finished,
@@ -240,7 +241,7 @@ def test_simulate_is_reproducible_from_its_seed():
 def test_simulated_events_are_valid_and_apply(tmp_path):
     text = run_simulate("--accounts", "60", "--seed", "5")
     objs = [json.loads(line) for line in text.splitlines()]
-    events, errors = validate_events(objs)
+    events, errors = validate_events(objs, WINDOW)
     assert errors == []
     store = open_fact_store(tmp_path / "sim.db")
     store.apply(events)
