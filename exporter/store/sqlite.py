@@ -119,15 +119,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         # later one), and no event can correct it, so it goes: counts over the maxima of
         # docs/exporter.md ("Bounds": 10^9 visits of a page a day, 10^10 API calls) and times
         # more than a day ahead of the clock at the upgrade. The platform's next report of
-        # the same fact puts it back. A daily total that overflowed became a float, no longer
-        # exact: it is counted again from the pages.
+        # the same fact puts it back. The daily totals of the days concerned are counted again
+        # from their pages: one that overflowed became an inexact float.
         """
+        CREATE TEMP TABLE recount (account TEXT, day INTEGER, PRIMARY KEY (account, day));
+        INSERT OR IGNORE INTO recount SELECT account, day FROM web_visits
+            WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 1000000000;
+        INSERT OR IGNORE INTO recount SELECT account, day FROM web_daily
+            WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 100000000000;
         DELETE FROM web_visits
             WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 1000000000;
         UPDATE web_daily SET visits = (
             SELECT COALESCE(SUM(w.visits), 0) FROM web_visits w
             WHERE w.account = web_daily.account AND w.day = web_daily.day
-        ) WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 100000000000;
+        ) WHERE (account, day) IN (SELECT account, day FROM recount);
+        DROP TABLE recount;
         DELETE FROM api_usage
             WHERE typeof(used) != 'integer' OR used < 0 OR used > 10000000000
             OR typeof(daily_limit) != 'integer' OR daily_limit < 1
