@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -517,12 +517,11 @@ class SqliteFactStore:
             ):
                 result[account] = AccountFacts(account, name, last_event_at)
             for query in _FACT_QUERIES:
-                for account, rows in self._read(conn, query, scope, params, result):
-                    facts = result.get(account)
+                for row in self._read(conn, query, scope, params, result):
+                    facts = result.get(row[0])
                     if facts is None:  # cannot happen: every event upserts its account
-                        facts = result[account] = AccountFacts(account)
-                    for row in rows:
-                        query.add(facts, row)
+                        facts = result[row[0]] = AccountFacts(row[0])
+                    query.add(facts, row)
         return result
 
     @staticmethod
@@ -532,29 +531,23 @@ class SqliteFactStore:
         scope: list[str] | None,
         params: dict[str, Any],
         result: dict[str, AccountFacts],
-    ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        """(account, its rows) for the accounts in scope; see facts() for failures."""
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `query` for the accounts in scope that can be read; see facts()."""
         try:
-            rows = conn.execute(
+            return conn.execute(
                 query.sql.format(scope=_scope(scope)), {**params, "accounts": json.dumps(scope)}
             ).fetchall()
         except sqlite3.Error:
             pass
-        else:
-            by_account: dict[str, list[tuple[Any, ...]]] = {}
-            for row in rows:
-                by_account.setdefault(row[0], []).append(row)
-            yield from by_account.items()
-            return
+        rows: list[tuple[Any, ...]] = []
         sql = query.sql.format(scope=_scope([]))
         for account in list(result) if scope is None else scope:
             try:
-                rows = conn.execute(sql, {**params, "accounts": json.dumps([account])}).fetchall()
+                rows += conn.execute(sql, {**params, "accounts": json.dumps([account])})
             except sqlite3.Error as error:
                 facts = result.setdefault(account, AccountFacts(account))
                 facts.problem = f"reading its {query.what}: {error}"
-                continue
-            yield account, rows
+        return rows
 
     def check(self) -> None:
         """Raises StoreError when the store cannot be read (for /healthz)."""
