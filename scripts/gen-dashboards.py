@@ -555,6 +555,17 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
             thresholds=[(None, BAD), (1, OK)],
         ),
         Panel(
+            "stat",
+            "Accounts skipped",
+            "Accounts the exporter leaves out of its metrics because their stored facts cannot "
+            "be published (SysnotifyAccountsSkipped); its log names each.",
+            [Query("sum(sysnotify_exporter_accounts_skipped)", instant=True)],
+            unit="none",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (1, BAD)],
+        ),
+        Panel(
             "timeseries",
             "Email outcomes",
             "Per minute: emails queued in the outbox, sent, failed and undeliverable "

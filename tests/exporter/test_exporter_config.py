@@ -52,7 +52,8 @@ def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "listen: nowhere\nthreads: 0\nretention_days: 7\naccess_log: 1\n"
-        "max_body_bytes: ten\ningest_token: short\ncolour: blue\n",
+        "max_body_bytes: ten\ningest_token: short\ncolour: blue\n"
+        "events_max_ahead: soon\nevents_max_age: 30d\n",
     )
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
@@ -64,8 +65,10 @@ def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
             "access_log: must be true or false",
             "max_body_bytes: must be a positive integer",
             "ingest_token: must be at least 16 characters",
-            "unknown settings: colour (known: access_log, db, ingest_token, ingest_token_file, "
-            "listen, max_body_bytes, retention_days, threads)",
+            "events_max_ahead: not a duration: 'soon' (use e.g. 30s, 15m, 1h, 7d)",
+            "events_max_age: must be at least 36d (the windows look back 35 days)",
+            "unknown settings: colour (known: access_log, db, events_max_age, events_max_ahead, "
+            "ingest_token, ingest_token_file, listen, max_body_bytes, retention_days, threads)",
         ]
     )
     assert str(caught.value).startswith("invalid exporter configuration:\n  - ")
