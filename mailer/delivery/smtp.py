@@ -79,7 +79,7 @@ def _connect_failure(error: BaseException, where: str, username: str | None) -> 
     return None
 
 
-def data_section(data: bytes) -> bytes:
+def _data_section(data: bytes) -> bytes:
     """The message as the DATA command carries it: lines starting with "." get a second one
     (RFC 5321, 4.5.2), and CRLF "." CRLF ends it."""
     quoted = re.sub(rb"(?m)^\.", b"..", data)
@@ -210,7 +210,7 @@ class SmtpSender:
         self._keep(conn, keep_claim, in_data=True)
         # From here on the server may accept the message: it is never sent again from here.
         try:
-            conn.send(data_section(message.data))
+            conn.send(_data_section(message.data))
         except (OSError, smtplib.SMTPException) as error:
             self.close()  # the end of data did not go out whole: the server drops the message
             raise TransientSendError(f"DATA: {error}") from error

@@ -10,7 +10,8 @@ They never send the same row at the same time:
   left; later rows of the batch are given back.
 - While an email is sent, its lease is kept at least `lease_margin` ahead, extended under its
   claim at each SMTP step (delivery.lease): the end of data goes out only while the claim
-  surely outlasts the answer to it. A row claimed by another worker meanwhile is not sent.
+  outlasts the message and the answer to it. A row another worker claimed meanwhile is not
+  sent.
 - Every change of a row (sent, retry, failed, given back) names the claim it was taken under;
   a stale claim changes nothing, and that is logged and counted (delivery.queue).
 - Once the SMTP server has accepted an email, that fact is kept until the store records it:

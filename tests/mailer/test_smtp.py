@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import ssl
 import subprocess
 import time
@@ -253,3 +254,20 @@ def test_a_claim_refused_mid_send_leaves_the_message_unsent(
         smtp.close()
     assert [m.rcpt_tos for m in smtp_server.messages] == [["a@corp.example"], ["c@corp.example"]]
     assert smtp_server.handler.sessions == sessions
+
+
+def test_lines_starting_with_a_dot_arrive_intact(smtp_server: SmtpServer) -> None:
+    msg = EmailMessage()
+    msg["From"] = "no-reply@acme.example"
+    msg["To"] = "a@corp.example"
+    msg["Subject"] = "dots"
+    msg.set_content(".\n..two\n.end of a sentence\n")
+    smtp = sender(smtp_server.port, security="none")
+    try:
+        data = msg.as_bytes(policy=email.policy.SMTP)  # CRLF lines, as message.py writes
+        smtp.send(OutgoingMessage(data, smtputf8=False), msg["From"], msg["To"])
+    finally:
+        smtp.close()
+    (received,) = smtp_server.messages
+    body = received.message.get_content().replace("\r\n", "\n")
+    assert body == ".\n..two\n.end of a sentence\n"
