@@ -33,7 +33,7 @@ from tests.support.polling import wait_until
 from tests.support.smtp import SmtpServer
 
 NOTIFICATIONS = 6
-SLOW_NOTIFICATIONS = 4  # each takes the slow server 3.6 s or more
+SLOW_NOTIFICATIONS = 4  # each takes the slow server 4.5 s or more
 
 
 def queue_notifications(config_path: Path, count: int) -> Any:
@@ -93,14 +93,14 @@ def delivery_processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]
 def test_two_delivery_processes_and_a_server_slower_than_the_lease_send_each_email_once(
     tmp_path: Path, smtp_server: SmtpServer, delivery_processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    # Each reply within the 1.5 s timeout; a send (EHLO, MAIL, RCPT, end of data) 3.6-4.8 s
-    # against a 3.1 s lease (the shortest the config allows: more than twice the timeout).
-    smtp_server.handler.command_delay = 1.2
+    # Each reply 0.5 s within the 2 s timeout; a send (EHLO on a new connection, MAIL, RCPT,
+    # end of data) 4.5-6 s against a 4.1 s lease (the config wants more than twice the timeout).
+    smtp_server.handler.command_delay = 1.5
     config = write_mailer_config(
         tmp_path,
         smtp_server.port,
-        smtp={"timeout": "1.5s"},
-        delivery={"enabled": False, "lease": "3.1s", "poll_interval": "0.1s"},
+        smtp={"timeout": "2s"},
+        delivery={"enabled": False, "lease": "4.1s", "poll_interval": "0.1s"},
     )
     app = queue_notifications(config, 0)  # migrates the store before the processes start
     logs = [tmp_path / f"deliver-{n}.log" for n in (1, 2)]
@@ -123,7 +123,7 @@ def test_two_delivery_processes_and_a_server_slower_than_the_lease_send_each_ema
         assert wait_until(
             lambda: all(r["status"] == "sent" for r in outbox_rows(db)), timeout=60
         ), [dict(r) for r in outbox_rows(db)]
-        wait_until(lambda: False, timeout=3.5)  # one more lease: a late copy would arrive now
+        wait_until(lambda: False, timeout=4.5)  # one more lease: a late copy would arrive now
     finally:
         close_app(app)
     for process in delivery_processes:
