@@ -23,6 +23,10 @@ SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
 # label: the webhook it came to, customer (/alertmanager/webhook) or operator
 # (/operators/webhook). Not "audience": alert rules set that label for routing.
 TRUNCATED_ALERTS = "truncated_alerts"
+# A delivery thread's change of an outbox row refused because the row was claimed again since
+# the thread's own claim (its lease ran out while it was stalled); label: the action.
+DELIVERY_FENCED = "delivery_fenced"
+FENCED_ACTIONS = ("extend", "failed", "release", "retry", "sent")
 # The latency histogram's buckets. Each delivery adds 1 to the one bucket its latency falls
 # in (label: that bucket's upper bound, the repr of a float, or +Inf); /metrics sums them into
 # Prometheus's cumulative buckets. One row per delivery instead of thirteen keeps the "sent"

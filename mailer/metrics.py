@@ -94,6 +94,14 @@ _COUNTERS = (
         "webhook",
         ("customer", "operator"),
     ),
+    (
+        counters.DELIVERY_FENCED,
+        "sysnotify_mailer_delivery_fenced",
+        "Outbox changes refused because another delivery thread claimed the email since "
+        "(action sent: accepted by SMTP, possibly sent twice).",
+        "action",
+        counters.FENCED_ACTIONS,
+    ),
 )
 
 

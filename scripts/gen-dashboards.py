@@ -700,6 +700,17 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
         ),
         Panel(
             "timeseries",
+            "Delivery changes fenced off",
+            "Outbox changes per minute refused because another delivery thread claimed the "
+            "email after this one's lease ran out, by action; sent: an accepted email may go "
+            "out twice. Any count means a delivery thread stalled past its lease.",
+            [Query(rate("sysnotify_mailer_delivery_fenced_total", "action", True), "{{action}}")],
+            unit="cpm",
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
             "Notifications received",
             "Alerts received in webhook payloads per minute, by notification kind, and the "
             "alerts Alertmanager cut from them (a receiver's max_alerts), by webhook: those "
