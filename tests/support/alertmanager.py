@@ -78,13 +78,13 @@ def alerts_for(
             "labels": {
                 "alertname": "CredentialExpired",
                 "account": account,
-                "account_name": f"Customer {account}",
                 "system": "salesforce",
                 "audience": "customer",
                 "category": "credentials",
                 "severity": "critical",
             },
             "annotations": {
+                "account_name": f"Customer {account}",
                 "summary": "An integration password has expired.",
                 "description": "The salesforce password expired.",
                 "reason": "expired",
