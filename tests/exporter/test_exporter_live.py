@@ -61,6 +61,9 @@ def post(url: str, events: list, token: str = TOKEN) -> requests.Response:
 
 
 def test_real_metrics_pass_promtool_check_metrics(exporter, binary):
+    # Seed 15 gives an account whose privacy opt-outs stay pending (a trouble state chosen by
+    # seed alone); other pending requests depend on the day the history ends, so a seed
+    # without one makes the family below come and go with the date.
     result = subprocess.run(
         [
             EXE,
@@ -68,7 +71,7 @@ def test_real_metrics_pass_promtool_check_metrics(exporter, binary):
             "--accounts",
             "40",
             "--seed",
-            "11",
+            "15",
             "--post",
             exporter.url,
             "--token",
