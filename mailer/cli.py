@@ -23,7 +23,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ from sysnotify.mailer import alertmanager_config, crosscheck
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
 from sysnotify.mailer.lifecycle import Lifecycle, LifecycleError
 from sysnotify.mailer.recipients import RecipientError, Registry
-from sysnotify.mailer.store import StoreError
+from sysnotify.mailer.store import Store, StoreError
 from sysnotify.mailer.store.backends import open_store
 
 if TYPE_CHECKING:
@@ -128,11 +129,20 @@ def _config(path: str | None, require_webhook_token: bool) -> MailerConfig:
     return load_config(path, require_webhook_token=require_webhook_token)
 
 
-def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
+@contextmanager
+def _store(config: MailerConfig) -> Iterator[Store]:
+    """The config's store, migrated, for one command."""
     store = open_store(config.store)
-    store.migrate()
-    registry = Registry(store)
     try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+
+
+def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
+    with _store(config) as store:
+        registry = Registry(store)
         if args.action == "list":
             for recipient in registry.list(args.account):
                 categories = (
@@ -149,16 +159,12 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
         elif args.action == "set-primary":
             primary = registry.set_primary(args.account, args.address)
             print(f"{primary.address} is now the primary administrator of {args.account}")
-    finally:
-        store.close()
     return exits.OK
 
 
 def _lifecycle(args: argparse.Namespace, config: MailerConfig) -> int:
-    store = open_store(config.store)
-    store.migrate()
-    lifecycle = Lifecycle(store)
-    try:
+    with _store(config) as store:
+        lifecycle = Lifecycle(store)
         if args.action == "status":
             status = lifecycle.status(args.account)
             print(f"{args.account}\t{'offboarded' if status['offboarded'] else 'active'}")
@@ -172,8 +178,6 @@ def _lifecycle(args: argparse.Namespace, config: MailerConfig) -> int:
             result = (lifecycle.offboard if args.action == "offboard" else lifecycle.onboard)(
                 args.account
             )
-    finally:
-        store.close()
     subject = args.account if result.system is None else f"{result.system} of {args.account}"
     print(
         f"{subject}: {result.state}{'' if result.changed else ' already'}; "

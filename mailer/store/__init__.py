@@ -6,6 +6,8 @@ The parts and what they need:
 - delivery: claiming outbox rows under a lease and marking them sent, retried or failed, each
   change checked against the claim it was made under (`Claim`);
 - the recipient registry: one `RecipientTransaction` per change;
+- the lifecycle commands (integrations disconnected, accounts offboarded): one
+  `LifecycleTransaction` per command;
 - the admin API, /metrics and /readyz: read-only reports and a write probe.
 
 `open_store(config)` (sysnotify.mailer.store.backends) opens the backend the config names. A
