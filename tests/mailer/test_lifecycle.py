@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sysnotify.mailer.web.app import mailer_of
 from tests.support.alertmanager import fixture_payload, with_starts_at
 from tests.support.clocks import FakeClock
 from tests.support.mailer_app import PRIMARY, admin, deliver, metric, post, register
@@ -239,3 +240,19 @@ def test_cli_errors_are_clear_and_exit_non_zero(
     except SystemExit as exit:  # argparse
         assert exit.code == code
     assert message in capsys.readouterr().err
+
+
+def test_an_episode_opened_before_the_upgrade_ends_when_its_alert_arrives(
+    app: Any, client: Any, smtp_server: SmtpServer
+) -> None:
+    register(app, "acc-1001")
+    post(client, fixture_payload("credential_expired_firing"))
+    deliver(app)
+    # Episodes written before schema 7 kept no labels: a disconnect cannot find them by system.
+    with mailer_of(app).store.db.write() as tx:
+        tx.execute("UPDATE alert_state SET labels = ''")
+    answer = admin(client, "POST", "/accounts/acc-1001/integrations/eloqua/disconnect").json
+    assert answer["episodes_ended"] == 0
+    assert post(client, fixture_payload("credential_expired_resolved")).json["queued"] == 0
+    deliver(app)
+    assert len(smtp_server.messages) == 3  # the problem only
