@@ -70,6 +70,20 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "sync_started": ("type", "account", "run_id", "at"),
     "sync_finished": ("type", "account", "run_id", "at", "status"),
     "privacy_optout": ("type", "account", "request_id", "received_at", "status"),
+    # Lifecycle: what the customer ended or started again (see LIFECYCLE below).
+    "integration_disconnected": ("type", "account", "system", "at"),
+    "integration_connected": ("type", "account", "system", "at"),
+    "account_offboarded": ("type", "account", "at"),
+    "account_onboarded": ("type", "account", "at"),
+}
+# The lifecycle events: each ends (True) or starts again (False) an integration of an account
+# (those with a `system`) or the whole account. Ending one stops its series and drops its facts;
+# starting again publishes only facts from after that (sysnotify.exporter.store).
+LIFECYCLE: dict[str, bool] = {
+    "integration_disconnected": True,
+    "integration_connected": False,
+    "account_offboarded": True,
+    "account_onboarded": False,
 }
 EVENT_TYPES = tuple(FIELDS)
 _FIELD_SETS = {kind: frozenset(names) for kind, names in FIELDS.items()}
@@ -348,6 +362,15 @@ def _build(kind: str, obj: Mapping[str, Any], window: TimeWindow) -> Event:
             parse_timestamp(obj["at"], "at", window),
             _choice(obj, "status", SYNC_STATUSES),
         )
+    if kind in ("integration_disconnected", "integration_connected"):
+        return (
+            kind,
+            _account(obj),
+            _choice(obj, "system", SYSTEMS),
+            parse_timestamp(obj["at"], "at", window),
+        )
+    if kind in ("account_offboarded", "account_onboarded"):
+        return (kind, _account(obj), parse_timestamp(obj["at"], "at", window))
     # privacy_optout
     return (
         kind,

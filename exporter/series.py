@@ -279,6 +279,12 @@ def account_samples(facts: AccountFacts, now: float) -> list[Sample]:
     own = (account,)
     samples: list[Sample] = []
     add = samples.append
+    if facts.offboarded:
+        # Only the exporter's own series: while it is published, the customer alert rules
+        # know the account's data is gone on purpose, not missing, and let its alerts end.
+        if facts.last_event_at is not None:
+            add((F_ACCOUNT_LAST_EVENT, own, float(facts.last_event_at)))
+        return samples
     if facts.name is not None:
         add((F_ACCOUNT_INFO, (account, facts.name), 1.0))
     credentials = sorted(facts.credentials)

@@ -18,6 +18,7 @@ from sysnotify.mailer.delivery.smtp import SmtpSender
 from sysnotify.mailer.delivery.wakeup import Waker, socket_path
 from sysnotify.mailer.delivery.worker import DeliveryWorker, RendererLike, SenderLike
 from sysnotify.mailer.intake.transaction import Intake
+from sysnotify.mailer.lifecycle import Lifecycle
 from sysnotify.mailer.metrics import registry_for
 from sysnotify.mailer.recipients import Registry
 from sysnotify.mailer.rendering.check import check_templates
@@ -50,6 +51,7 @@ class Mailer:
             clock,
         )
         self.registry_api = Registry(self.store)
+        self.lifecycle = Lifecycle(self.store, clock)
         self.registry = registry_for(self.store, self.catalog)
         self.delivering = False
         self.wake_socket = socket_path(config.store.path)

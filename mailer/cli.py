@@ -4,6 +4,8 @@
     sysnotify-mailer recipients add ACCOUNT ADDRESS --categories credentials,sync
     sysnotify-mailer recipients remove ACCOUNT ADDRESS
     sysnotify-mailer recipients set-primary ACCOUNT ADDRESS
+    sysnotify-mailer integration disconnect|connect ACCOUNT SYSTEM
+    sysnotify-mailer account offboard|onboard|status ACCOUNT
     sysnotify-mailer deliver            # send what is due now, then exit
     sysnotify-mailer deliver --watch    # keep delivering until SIGTERM (a delivery process)
     sysnotify-mailer serve [--listen 127.0.0.1:9731] [--workers 2]
@@ -21,7 +23,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +32,9 @@ from sysnotify import exits
 from sysnotify.gunicorn import mailer_argv
 from sysnotify.mailer import alertmanager_config, crosscheck
 from sysnotify.mailer.config import CONFIG_ENV, ConfigError, MailerConfig, load_config
+from sysnotify.mailer.lifecycle import Lifecycle, LifecycleError
 from sysnotify.mailer.recipients import RecipientError, Registry
-from sysnotify.mailer.store import StoreError
+from sysnotify.mailer.store import Store, StoreError
 from sysnotify.mailer.store.backends import open_store
 
 if TYPE_CHECKING:
@@ -62,6 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     primary = actions.add_parser("set-primary", help="make ADDRESS the primary administrator")
     primary.add_argument("account")
     primary.add_argument("address")
+
+    integration = commands.add_parser(
+        "integration", help="an integration the customer disconnected or connected again"
+    )
+    changes = integration.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("disconnect", "end its episodes silently and withdraw its unsent emails"),
+        ("connect", "mail problems that start from now on again"),
+    ):
+        command = changes.add_parser(action, help=text)
+        command.add_argument("account")
+        command.add_argument("system", help="salesforce, eloqua, marketo, hubspot or pardot")
+    account = commands.add_parser("account", help="an account that left or joined the platform")
+    changes = account.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("offboard", "no email of any kind for it from now on; its recipients are removed"),
+        ("onboard", "mail problems that start from now on to the recipients registered again"),
+        ("status", "whether it is offboarded, and its disconnected integrations"),
+    ):
+        changes.add_parser(action, help=text).add_argument("account")
 
     deliver = commands.add_parser("deliver", help="send every email that is due now, then exit")
     deliver.add_argument(
@@ -105,11 +129,20 @@ def _config(path: str | None, require_webhook_token: bool) -> MailerConfig:
     return load_config(path, require_webhook_token=require_webhook_token)
 
 
-def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
+@contextmanager
+def _store(config: MailerConfig) -> Iterator[Store]:
+    """The config's store, migrated, for one command."""
     store = open_store(config.store)
-    store.migrate()
-    registry = Registry(store)
     try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+
+
+def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
+    with _store(config) as store:
+        registry = Registry(store)
         if args.action == "list":
             for recipient in registry.list(args.account):
                 categories = (
@@ -126,8 +159,32 @@ def _recipients(args: argparse.Namespace, config: MailerConfig) -> int:
         elif args.action == "set-primary":
             primary = registry.set_primary(args.account, args.address)
             print(f"{primary.address} is now the primary administrator of {args.account}")
-    finally:
-        store.close()
+    return exits.OK
+
+
+def _lifecycle(args: argparse.Namespace, config: MailerConfig) -> int:
+    with _store(config) as store:
+        lifecycle = Lifecycle(store)
+        if args.action == "status":
+            status = lifecycle.status(args.account)
+            print(f"{args.account}\t{'offboarded' if status['offboarded'] else 'active'}")
+            for integration in status["disconnected"]:
+                print(f"{integration['system']}\tdisconnected")
+            return exits.OK
+        if args.command == "integration":
+            command = lifecycle.disconnect if args.action == "disconnect" else lifecycle.connect
+            result = command(args.account, args.system)
+        else:
+            result = (lifecycle.offboard if args.action == "offboard" else lifecycle.onboard)(
+                args.account
+            )
+    subject = args.account if result.system is None else f"{result.system} of {args.account}"
+    print(
+        f"{subject}: {result.state}{'' if result.changed else ' already'}; "
+        f"{result.episodes_ended} episode(s) ended, {result.emails_cancelled} email(s) "
+        f"cancelled, {result.emails_shortened} shortened, "
+        f"{result.recipients_removed} recipient(s) removed"
+    )
     return exits.OK
 
 
@@ -215,19 +272,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        # Managing recipients and checking configs need no webhook secret.
+        # Managing recipients and lifecycles and checking configs need no webhook secret.
         config = _config(
-            args.config, require_webhook_token=args.command not in ("recipients", "check-config")
+            args.config,
+            require_webhook_token=args.command
+            not in ("recipients", "integration", "account", "check-config"),
         )
         if args.command == "recipients":
             return _recipients(args, config)
+        if args.command in ("integration", "account"):
+            return _lifecycle(args, config)
         if args.command == "check-config":
             return _check_config(args, config)
         return _deliver(config, args.watch)
     except (ConfigError, alertmanager_config.AlertmanagerConfigError) as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
         return exits.USAGE
-    except (RecipientError, StoreError) as error:
+    except (RecipientError, LifecycleError, StoreError) as error:
         print(f"sysnotify-mailer: {error}", file=sys.stderr)
         return exits.FAILED
 

@@ -18,6 +18,9 @@ EMAILS_QUEUED = "emails_queued"
 EMAILS_SENT = "emails_sent"
 EMAILS_FAILED = "emails_failed"
 EMAILS_UNDELIVERABLE = "emails_undeliverable"
+# Emails withdrawn before they were sent: the integration they were about was disconnected,
+# or their account offboarded (sysnotify.mailer.lifecycle).
+EMAILS_CANCELLED = "emails_cancelled"
 SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
 # Alerts Alertmanager left out of an accepted webhook (`truncatedAlerts`, from `max_alerts`);
 # label: the webhook it came to, customer (/alertmanager/webhook) or operator

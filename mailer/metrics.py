@@ -76,7 +76,16 @@ _COUNTERS = (
     (
         counters.EMAILS_UNDELIVERABLE,
         "sysnotify_mailer_emails_undeliverable",
-        "Notifications for an account with no recipients.",
+        "Notifications nobody could receive: an account with no recipients, an offboarded "
+        "account, a disconnected integration.",
+        "notification",
+        None,
+    ),
+    (
+        counters.EMAILS_CANCELLED,
+        "sysnotify_mailer_emails_cancelled",
+        "Emails withdrawn before they were sent: their integration was disconnected or their "
+        "account offboarded.",
         "notification",
         None,
     ),

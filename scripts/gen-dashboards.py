@@ -457,6 +457,7 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
         ("sysnotify_mailer_emails_queued_total", "queued"),
         ("sysnotify_mailer_emails_failed_total", "failed"),
         ("sysnotify_mailer_emails_undeliverable_total", "undeliverable"),
+        ("sysnotify_mailer_emails_cancelled_total", "cancelled"),
         ("sysnotify_mailer_notifications_deduplicated_total", "deduplicated"),
     ]
     latency = "sysnotify_mailer_delivery_latency_seconds_bucket"
@@ -568,8 +569,10 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
         Panel(
             "timeseries",
             "Email outcomes",
-            "Per minute: emails queued in the outbox, sent, failed and undeliverable "
-            "(no recipients), and alerts that were re-deliveries and sent nothing.",
+            "Per minute: emails queued in the outbox, sent, failed, undeliverable (no "
+            "recipients, an offboarded account, a disconnected integration) and cancelled "
+            "before sending (integration disconnected, account offboarded), and alerts that "
+            "were re-deliveries and sent nothing.",
             [Query(rate(metric, per_minute=True), legend) for metric, legend in outcomes],
             unit="cpm",
             width=12,

@@ -243,26 +243,26 @@ class LocalStack:
 
     def add_recipients(self, accounts: Iterable[DemoAccount]) -> None:
         """Registers each account's primary administrator and subscribers via the admin API."""
-        headers = {"Authorization": f"Bearer {self.tokens.admin}"}
-        base = self.url("mailer") + "/api/v1/accounts"
         for acct in accounts:
-            calls: list[tuple[str, str, dict[str, Any]]] = [
-                ("put", f"{base}/{acct.account}/primary", {"address": acct.primary})
-            ]
-            calls += [
-                (
+            self.admin("put", f"/accounts/{acct.account}/primary", {"address": acct.primary})
+            for m in acct.subscribers:
+                self.admin(
                     "post",
-                    f"{base}/{acct.account}/recipients",
+                    f"/accounts/{acct.account}/recipients",
                     {"address": m.address, "categories": list(m.categories)},
                 )
-                for m in acct.subscribers
-            ]
-            for method, url, body in calls:
-                response = requests.request(method, url, json=body, headers=headers, timeout=10)
-                if response.status_code // 100 != 2:
-                    raise RuntimeError(
-                        f"{method.upper()} {url}: {response.status_code} {response.text[:500]}"
-                    )
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Calls the mailer's admin API (`path` after /api/v1); returns the JSON answer, raises
+        on any non-2xx one."""
+        url = self.url("mailer") + "/api/v1" + path
+        headers = {"Authorization": f"Bearer {self.tokens.admin}"}
+        response = requests.request(method, url, json=body, headers=headers, timeout=10)
+        if response.status_code // 100 != 2:
+            raise RuntimeError(
+                f"{method.upper()} {url}: {response.status_code} {response.text[:500]}"
+            )
+        return response.json()
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         response = requests.get(

@@ -76,6 +76,9 @@ class AccountFacts:
     sync_last_duration: float | None = None
     privacy_pending: int = 0
     privacy_oldest_pending_at: float | None = None
+    # The account left the platform (account_offboarded): none of its series are published,
+    # only the exporter's own last-event time, until it ages out (sysnotify.exporter.lifecycle).
+    offboarded: bool = False
     # Why some of this account's facts could not be read (the rest of it is then incomplete);
     # None when all of them were. Every other account is read all the same.
     problem: str | None = None
@@ -96,12 +99,15 @@ class FactStore(Protocol):
         errors; the error indices of BatchRejected are positions in `events`. A
         ``sync_finished`` needs its ``sync_started``, in the store or earlier in the batch; an
         account's visits of one day, all pages together, must stay within
-        :data:`sysnotify.exporter.events.MAX_DAILY_VISITS`.
+        :data:`sysnotify.exporter.events.MAX_DAILY_VISITS`. Lifecycle events are applied
+        first: facts they leave out (:mod:`sysnotify.exporter.lifecycle`) are accepted and
+        dropped.
         """
         ...
 
     def prune(self, before_day: int) -> int:
-        """Drops per-page visits and handled privacy requests older than `before_day`.
+        """Drops per-page visits and handled privacy requests older than `before_day`, and
+        the accounts offboarded before it.
 
         Windows never look back more than 35 days, and each account's first web day is kept
         apart, so pruning older facts changes no metric. Returns the facts removed.

@@ -12,12 +12,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sysnotify.exporter.events import MAX_DAILY_VISITS, Event, EventError, day_to_iso
+from sysnotify.exporter.events import (
+    LIFECYCLE,
+    MAX_DAILY_VISITS,
+    Event,
+    EventError,
+    day_to_iso,
+)
+from sysnotify.exporter.lifecycle import ACCOUNT_SCOPE, ScopeState, is_dropped, lifecycle_scope
 from sysnotify.exporter.store import DAY, AccountFacts, ApplyResult, BatchRejected
 from sysnotify.sqlite import Database, Migration, StoreError
 
@@ -149,8 +157,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE received_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400;
     """,
     ),
+    Migration(
+        7,
+        "lifecycle: integrations disconnected and accounts offboarded, the latest event of each",
+        # One row per scope: an account's integration (system), or the account itself (''). An
+        # ended scope's facts are gone and new ones are dropped; after a restart, facts from
+        # before it are dropped (sysnotify.exporter.lifecycle). Rows stay after the facts age
+        # out, so that a late fact of an offboarded account never brings it back.
+        """
+        CREATE TABLE lifecycle (
+            account TEXT NOT NULL,
+            system TEXT NOT NULL,
+            ended INTEGER NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (account, system)
+        ) WITHOUT ROWID;
+    """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
+LIFECYCLE_SCHEMA = 7
 
 
 _SQL = {
@@ -185,6 +211,29 @@ _SQL = {
     " OR excluded.status = 'completed' THEN 'completed' ELSE 'pending' END,"
     " received_at = min(privacy_requests.received_at, excluded.received_at)",
 }
+
+
+# The latest event of a scope wins; on a tie the later one in the batch. RETURNING names the
+# scopes this batch changed, whose facts go when the change ends them.
+_LIFECYCLE_SQL = (
+    "INSERT INTO lifecycle (account, system, ended, at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (account, system) DO UPDATE SET ended = excluded.ended, at = excluded.at"
+    " WHERE excluded.at >= lifecycle.at RETURNING ended"
+)
+# What ending a scope deletes: the integration's facts, or all of the account's.
+_END_INTEGRATION = (
+    "DELETE FROM credentials WHERE account = :account AND system = :system",
+    "DELETE FROM api_usage WHERE account = :account AND platform = :system",
+)
+_END_ACCOUNT = (
+    "DELETE FROM credentials WHERE account = :account",
+    "DELETE FROM api_usage WHERE account = :account",
+    "DELETE FROM web_visits WHERE account = :account",
+    "DELETE FROM web_daily WHERE account = :account",
+    "DELETE FROM web_accounts WHERE account = :account",
+    "DELETE FROM sync_runs WHERE account = :account",
+    "DELETE FROM privacy_requests WHERE account = :account",
+)
 
 
 def _scope(accounts: list[str] | None) -> str:
@@ -239,7 +288,17 @@ def _add_privacy(facts: AccountFacts, row: tuple[Any, ...]) -> None:
     _, facts.privacy_pending, facts.privacy_oldest_pending_at = row
 
 
+def _add_offboarded(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.offboarded = True
+
+
 _FACT_QUERIES = (
+    # First, so that a file at an older schema can go without it (SqliteFactStore.__init__).
+    _FactQuery(
+        "lifecycle",
+        "SELECT account FROM lifecycle WHERE system = '' AND ended = 1 AND {scope}",
+        _add_offboarded,
+    ),
     _FactQuery(
         "credentials",
         "SELECT account, system, policy, password_changed_at, valid, checked_at"
@@ -328,6 +387,10 @@ class SqliteFactStore:
             pragmas=(("cache_size", -65536),),
         )
         self.migrate(migrations)
+        # A file kept at an older schema (tests of upgrades) is used as the release that wrote
+        # it did: without lifecycle scopes.
+        self._lifecycle = self.schema_version() >= LIFECYCLE_SCHEMA
+        self._queries = _FACT_QUERIES if self._lifecycle else _FACT_QUERIES[1:]
 
     # -- connections and schema ------------------------------------------------------------
 
@@ -353,9 +416,85 @@ class SqliteFactStore:
         The events must come from :func:`sysnotify.exporter.events.validate_events` with no
         errors; the error indices of BatchRejected are positions in `events`.
         """
+        by_type = dict(Counter(event[0] for event in events))
+        applied_at = self.clock()
+        with self.db.write() as conn:
+            facts = self._apply_lifecycle(conn, events)
+            return self._apply_facts(conn, events, facts, by_type, applied_at)
+
+    def _apply_lifecycle(
+        self, conn: sqlite3.Connection, events: Sequence[Event]
+    ) -> list[Event | None]:
+        """Applies the batch's lifecycle events (deleting the facts of the scopes they end);
+        returns the batch with None in place of every event not to apply as a fact: the
+        lifecycle events, and the facts they leave out (sysnotify.exporter.lifecycle)."""
+        for event in events:
+            if event[0] in LIFECYCLE and self._lifecycle:
+                account, system = lifecycle_scope(event)
+                ended = LIFECYCLE[event[0]]
+                changed = conn.execute(_LIFECYCLE_SQL, (account, system, ended, event[-1]))
+                if changed.fetchall() and ended:
+                    for sql in _END_ACCOUNT if system == ACCOUNT_SCOPE else _END_INTEGRATION:
+                        conn.execute(sql, {"account": account, "system": system})
+        scopes = self._scopes(conn, {event[1] for event in events}) if self._lifecycle else {}
+        if not scopes:
+            return [None if event[0] in LIFECYCLE else event for event in events]
+        kept: list[Event | None] = []
+        started: set[tuple[str, str]] = set()
+        for event in events:
+            if is_dropped(event, scopes) or self._run_unknown(conn, event, scopes, started):
+                kept.append(None)
+                continue
+            if event[0] == "sync_started":
+                started.add((event[1], event[2]))
+            kept.append(None if event[0] in LIFECYCLE else event)
+        return kept
+
+    @staticmethod
+    def _scopes(
+        conn: sqlite3.Connection, accounts: Iterable[str]
+    ) -> dict[tuple[str, str], ScopeState]:
+        rows = conn.execute(
+            "SELECT account, system, ended, at FROM lifecycle"
+            " WHERE account IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(accounts)),),
+        ).fetchall()
+        return {
+            (account, system): ScopeState(bool(ended), at) for account, system, ended, at in rows
+        }
+
+    @staticmethod
+    def _run_unknown(
+        conn: sqlite3.Connection,
+        event: Event,
+        scopes: dict[tuple[str, str], ScopeState],
+        started: set[tuple[str, str]],
+    ) -> bool:
+        """A sync_finished of an account that started again, for a run started before (so
+        dropped): the run is unknown, and the fact goes with it instead of failing the batch."""
+        if event[0] != "sync_finished" or (event[1], ACCOUNT_SCOPE) not in scopes:
+            return False
+        key = (event[1], event[2])
+        return (
+            key not in started
+            and not conn.execute(
+                "SELECT 1 FROM sync_runs WHERE account = ? AND run_id = ?", key
+            ).fetchone()
+        )
+
+    def _apply_facts(
+        self,
+        conn: sqlite3.Connection,
+        events: Sequence[Event],
+        facts: Sequence[Event | None],
+        by_type: dict[str, int],
+        applied_at: float,
+    ) -> ApplyResult:
         groups: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _SQL}
         first_days: dict[str, int] = {}
-        for event in events:
+        for event in facts:
+            if event is None:
+                continue
             kind = event[0]
             if kind == "sync_finished":
                 _, account, run_id, at, status = event
@@ -367,51 +506,50 @@ class SqliteFactStore:
                     seen = first_days.get(event[1])
                     if seen is None or day < seen:
                         first_days[event[1]] = day
+        # Every account the batch names changed (a lifecycle event or a dropped fact too):
+        # the /metrics cache recomputes them.
         accounts = frozenset(event[1] for event in events)
-        applied_at = self.clock()
-        with self.db.write() as conn:
-            if groups["sync_finished"]:
-                errors = self._check_sync(conn, events)
-                if errors:
-                    raise BatchRejected(errors)
+        if groups["sync_finished"]:
+            errors = self._check_sync(conn, facts)
+            if errors:
+                raise BatchRejected(errors)
+        conn.executemany(
+            "INSERT INTO accounts (account, last_event_at) VALUES (?, ?) ON CONFLICT (account)"
+            " DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
+            [(account, applied_at) for account in accounts],
+        )
+        for kind, rows in groups.items():
+            if rows:
+                conn.executemany(_SQL[kind], rows)
+        if groups["web_visits"]:
+            errors = self._check_daily_visits(conn, facts)
+            if errors:
+                raise BatchRejected(errors)
+        if first_days:
             conn.executemany(
-                "INSERT INTO accounts (account, last_event_at) VALUES (?, ?) ON CONFLICT (account)"
-                " DO UPDATE SET last_event_at = max(last_event_at, excluded.last_event_at)",
-                [(account, applied_at) for account in accounts],
+                "INSERT INTO web_accounts (account, first_day) VALUES (?, ?)"
+                " ON CONFLICT (account) DO UPDATE SET first_day = min(first_day,"
+                " excluded.first_day) WHERE excluded.first_day < first_day",
+                list(first_days.items()),
             )
-            for kind, rows in groups.items():
-                if rows:
-                    conn.executemany(_SQL[kind], rows)
-            if groups["web_visits"]:
-                errors = self._check_daily_visits(conn, events)
-                if errors:
-                    raise BatchRejected(errors)
-            if first_days:
-                conn.executemany(
-                    "INSERT INTO web_accounts (account, first_day) VALUES (?, ?)"
-                    " ON CONFLICT (account) DO UPDATE SET first_day = min(first_day,"
-                    " excluded.first_day) WHERE excluded.first_day < first_day",
-                    list(first_days.items()),
-                )
-            version = conn.execute(
-                "UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value"
-            ).fetchone()[0]
-            if events:
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'", (applied_at,))
+        version = conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value"
+        ).fetchone()[0]
+        if events:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'last_event_at'", (applied_at,))
         return ApplyResult(
-            version=int(version),
-            applied=len(events),
-            by_type={kind: len(rows) for kind, rows in groups.items() if rows},
-            accounts=accounts,
+            version=int(version), applied=len(events), by_type=by_type, accounts=accounts
         )
 
     @staticmethod
-    def _check_sync(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventError]:
+    def _check_sync(conn: sqlite3.Connection, events: Sequence[Event | None]) -> list[EventError]:
         """A sync_finished needs its sync_started, in the store or earlier in the batch."""
         errors: list[EventError] = []
         starts: dict[tuple[str, str], float] = {}
         lookup = "SELECT started_at FROM sync_runs WHERE account = ? AND run_id = ?"
         for index, event in enumerate(events):
+            if event is None:
+                continue
             kind = event[0]
             if kind == "sync_started":
                 key = (event[1], event[2])
@@ -440,12 +578,14 @@ class SqliteFactStore:
         return errors
 
     @staticmethod
-    def _check_daily_visits(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventError]:
+    def _check_daily_visits(
+        conn: sqlite3.Connection, events: Sequence[Event | None]
+    ) -> list[EventError]:
         """An account's visits of one day, all pages together (web_daily, now that the batch's
         pages are in), stay within MAX_DAILY_VISITS; the last event of a day over it is named."""
         last: dict[tuple[str, int], int] = {}
         for index, event in enumerate(events):
-            if event[0] == "web_visits":
+            if event is not None and event[0] == "web_visits":
                 last[(event[1], event[2])] = index
         over = conn.execute(
             "SELECT d.account, d.day FROM json_each(?) j JOIN web_daily d"
@@ -464,13 +604,19 @@ class SqliteFactStore:
         ]
 
     def prune(self, before_day: int) -> int:
-        """Drops per-page visits and handled privacy requests older than `before_day`.
+        """Drops per-page visits and handled privacy requests older than `before_day`, and the
+        accounts offboarded before it (their lifecycle rows stay).
 
         Windows never look back more than 35 days, and each account's first web day is kept
         apart, so pruning older facts changes no metric. Returns the rows removed.
         """
         with self.db.write() as conn:
-            removed = conn.execute("DELETE FROM web_visits WHERE day < ?", (before_day,)).rowcount
+            removed = conn.execute(
+                "DELETE FROM accounts WHERE account IN (SELECT account FROM lifecycle"
+                " WHERE system = '' AND ended = 1 AND at < ?)",
+                (before_day * DAY,),
+            ).rowcount
+            removed += conn.execute("DELETE FROM web_visits WHERE day < ?", (before_day,)).rowcount
             removed += conn.execute("DELETE FROM web_daily WHERE day < ?", (before_day,)).rowcount
             removed += conn.execute(
                 "DELETE FROM privacy_requests WHERE status = 'completed' AND received_at < ?",
@@ -516,7 +662,7 @@ class SqliteFactStore:
                 sql + _scope(scope), {"accounts": json.dumps(scope)}
             ):
                 result[account] = AccountFacts(account, name, last_event_at)
-            for query in _FACT_QUERIES:
+            for query in self._queries:
                 for row in self._read(conn, query, scope, params, result):
                     facts = result.get(row[0])
                     if facts is None:  # cannot happen: every event upserts its account

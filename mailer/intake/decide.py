@@ -69,6 +69,9 @@ class AlertState:
     recovered_at: float | None = None
     ended_at: str = ""  # endsAt of the resolved alert: Prometheus's clock, like startsAt
     account_name: str = ""  # the display name the last email used
+    # The identity's labels (empty for episodes opened before schema 7), so that the episodes
+    # of one integration can be found (sysnotify.mailer.lifecycle).
+    labels: tuple[tuple[str, str], ...] = ()
 
     def refired_after_recovery(self, starts_at: datetime) -> bool:
         """Whether an alert that started at `starts_at` is a new episode after this one's
@@ -111,11 +114,15 @@ class Decision:
     deduplicated: Counter[str] = field(default_factory=Counter)
 
 
+def identity_labels(alert: Alert) -> tuple[tuple[str, str], ...]:
+    """The alert's labels without the display-only ones, sorted: what it is about."""
+    return tuple(sorted((k, v) for k, v in alert.labels.items() if k not in DISPLAY_LABELS))
+
+
 def alert_identity(alert: Alert, audience: Audience) -> str:
     """What an alert is about, the same from any route, group, Prometheus or Alertmanager: a
     hash of the audience and the alert's labels without the display-only ones."""
-    labels = sorted((k, v) for k, v in alert.labels.items() if k not in DISPLAY_LABELS)
-    return hashlib.sha256(json.dumps([audience, labels]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([audience, identity_labels(alert)]).encode()).hexdigest()
 
 
 def notification_key(
@@ -303,6 +310,7 @@ class _Group:
                     self.now,
                     self.now,
                     account_name=name,
+                    labels=identity_labels(alert),
                 )
             )
         self._unchanged(name)  # the known ones of a growing group

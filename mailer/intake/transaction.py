@@ -25,6 +25,7 @@ from sysnotify.mailer.intake.decide import (
     alert_identity,
     decide,
 )
+from sysnotify.mailer.intake.ended import set_aside
 from sysnotify.mailer.intake.payload import Alert, Data
 from sysnotify.mailer.model import Recipient
 from sysnotify.mailer.recipients import receives
@@ -134,11 +135,33 @@ class Intake:
         queued = undeliverable = 0
         with self.store.intake() as tx:
             states = _load_states(tx, data, audience)
-            decision = decide(
-                data, self.catalog, states, now, self.duplicate_window(data.receiver), audience
+            # Alerts about what the customer ended (an offboarded account, a disconnected
+            # integration) are set aside before deciding: nothing is mailed about them.
+            lifecycles = (
+                tx.lifecycles({a.labels.get("account", "") for a in data.alerts})
+                if audience == "customer"
+                else {}
             )
-            for state in decision.states:
+            notification_of = {
+                a.alertname: self.catalog.for_alertname(a.alertname).name for a in data.alerts
+            }
+            decided, aside = set_aside(data, lifecycles, states, notification_of, now, audience)
+            decision = decide(
+                decided, self.catalog, states, now, self.duplicate_window(data.receiver), audience
+            )
+            for state in (*aside.states, *decision.states):
                 tx.save_state(state)
+            for (account, notification, phase, reason), alerts in aside.alerts.items():
+                tx.note_undeliverable(
+                    _undeliverable(now, data.receiver, account, notification, phase, reason, alerts)
+                )
+                tx.count(
+                    [
+                        (counters.NOTIFICATIONS_RECEIVED, notification, len(alerts)),
+                        (counters.EMAILS_UNDELIVERABLE, notification, 1),
+                    ]
+                )
+                undeliverable += 1
             for item in decision.unroutable:
                 tx.note_undeliverable(
                     _undeliverable(

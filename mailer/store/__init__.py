@@ -6,6 +6,8 @@ The parts and what they need:
 - delivery: claiming outbox rows under a lease and marking them sent, retried or failed, each
   change checked against the claim it was made under (`Claim`);
 - the recipient registry: one `RecipientTransaction` per change;
+- the lifecycle commands (integrations disconnected, accounts offboarded): one
+  `LifecycleTransaction` per command;
 - the admin API, /metrics and /readyz: read-only reports and a write probe.
 
 `open_store(config)` (sysnotify.mailer.store.backends) opens the backend the config names. A
@@ -22,12 +24,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sysnotify.mailer.intake.decide import AlertState
+from sysnotify.mailer.intake.ended import AccountLifecycle
 from sysnotify.sqlite import StoreError
 
 __all__ = [
     "Claim",
     "CounterChange",
     "IntakeTransaction",
+    "LifecycleTransaction",
+    "PendingEmail",
     "MetricsSnapshot",
     "NewEmail",
     "OutboxRow",
@@ -114,6 +119,15 @@ class UndeliverableNote:
 
 
 @dataclass(frozen=True)
+class PendingEmail:
+    """An outbox row not sent yet, as the lifecycle commands see it."""
+
+    id: int
+    notification: str
+    request: str  # the stored request (mailer.stored_request)
+
+
+@dataclass(frozen=True)
 class MetricsSnapshot:
     """One consistent read for /metrics."""
 
@@ -145,6 +159,49 @@ class IntakeTransaction(Protocol):
         ...
 
     def note_undeliverable(self, note: UndeliverableNote) -> None: ...
+
+    def count(self, changes: Iterable[CounterChange]) -> None: ...
+
+    def lifecycles(self, accounts: Iterable[str]) -> dict[str, AccountLifecycle]:
+        """What each of these accounts ended (offboarded, disconnected integrations); only
+        the accounts that ended something are in the result."""
+        ...
+
+
+class LifecycleTransaction(Protocol):
+    """One lifecycle command (sysnotify.mailer.lifecycle); committed as a whole."""
+
+    def set_offboarded(self, account: str, offboarded: bool, now: float) -> bool:
+        """Marks the account offboarded (since the first time) or active again; returns
+        whether that changed anything."""
+        ...
+
+    def set_disconnected(self, account: str, system: str, disconnected: bool, now: float) -> bool:
+        """Marks the integration disconnected (since the first time) or connected again;
+        returns whether that changed anything."""
+        ...
+
+    def open_episodes(self, account: str) -> list[AlertState]:
+        """The account's episodes that have not recovered."""
+        ...
+
+    def save_state(self, state: AlertState) -> None: ...
+
+    def pending_emails(self, account: str) -> list[PendingEmail]:
+        """The account's outbox rows still to be sent (claimed ones included)."""
+        ...
+
+    def rewrite_request(self, email_id: int, request: str) -> bool:
+        """Replaces a row's stored request while it is still to be sent."""
+        ...
+
+    def cancel_email(self, email_id: int, reason: str, now: float) -> bool:
+        """Gives up on a row still to be sent: status failed, last_error "cancelled: ..."."""
+        ...
+
+    def remove_recipients(self, account: str) -> int:
+        """Deletes the account's recipients, the primary too; returns how many."""
+        ...
 
     def count(self, changes: Iterable[CounterChange]) -> None: ...
 
@@ -242,6 +299,15 @@ class Store(Protocol):
     def accounts(self) -> list[str]: ...
 
     def change_recipients(self) -> AbstractContextManager[RecipientTransaction]: ...
+
+    # -- lifecycle: integrations disconnected, accounts offboarded ------------------------
+
+    def change_lifecycle(self) -> AbstractContextManager[LifecycleTransaction]: ...
+
+    def lifecycle(self, account: str) -> tuple[float | None, dict[str, float]]:
+        """Since when the account is offboarded (None if it is not), and its disconnected
+        integrations with the time each was disconnected."""
+        ...
 
     # -- reports --------------------------------------------------------------------------
 

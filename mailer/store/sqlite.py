@@ -18,12 +18,14 @@ from typing import Any
 
 from sysnotify.mailer import counters
 from sysnotify.mailer.intake.decide import AlertState
+from sysnotify.mailer.intake.ended import AccountLifecycle
 from sysnotify.mailer.store import (
     Claim,
     CounterChange,
     MetricsSnapshot,
     NewEmail,
     OutboxRow,
+    PendingEmail,
     RecipientRecord,
     UndeliverableNote,
 )
@@ -162,6 +164,31 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE outbox ADD COLUMN claim_generation INTEGER NOT NULL DEFAULT 0;
     """,
     ),
+    Migration(
+        7,
+        "lifecycle: offboarded accounts, disconnected integrations, the labels of episodes",
+        """
+    -- What the platform said the customer ended (sysnotify.mailer.lifecycle): nothing is mailed
+    -- about an offboarded account, nor about an alert whose system or platform label names a
+    -- disconnected integration of its account.
+    CREATE TABLE offboarded_accounts (
+        account TEXT PRIMARY KEY,
+        since REAL NOT NULL
+    );
+    CREATE TABLE disconnected_integrations (
+        account TEXT NOT NULL,
+        system TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (account, system)
+    );
+    -- The identity's labels as a JSON array of [name, value] pairs, so that the episodes of one
+    -- integration can be found; '' for episodes opened before.
+    ALTER TABLE alert_state ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+    CREATE INDEX alert_state_open_by_account ON alert_state (account)
+        WHERE recovered_at IS NULL;
+    CREATE INDEX outbox_pending_by_account ON outbox (account) WHERE status = 'pending';
+    """,
+    ),
 )
 # How migration 2 names an episode carried over from schema 1 (see SqliteIntake.episode).
 LEGACY_IDENTITY = "fingerprint:"
@@ -204,6 +231,33 @@ def _state(row: sqlite3.Row) -> AlertState:
         row["recovered_at"],
         row["ended_at"],
         row["account_name"],
+        tuple((name, value) for name, value in json.loads(row["labels"] or "[]")),
+    )
+
+
+def _save_state(tx: sqlite3.Connection, state: AlertState) -> None:
+    tx.execute(
+        "INSERT OR REPLACE INTO alert_state (identity, account, notification, starts_at,"
+        " receiver, group_key, problem_key, first_notified_at, last_notified_at,"
+        " last_seen_at, reminders, recovered_at, ended_at, account_name, labels)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            state.identity,
+            state.account,
+            state.notification,
+            state.starts_at,
+            state.receiver,
+            state.group_key,
+            state.problem_key,
+            state.first_notified_at,
+            state.last_notified_at,
+            state.last_seen_at,
+            state.reminders,
+            state.recovered_at,
+            state.ended_at,
+            state.account_name,
+            json.dumps(state.labels) if state.labels else "",
+        ),
     )
 
 
@@ -266,28 +320,7 @@ class SqliteIntake:
         return None if row is None else replace(_state(row), identity=identity)
 
     def save_state(self, state: AlertState) -> None:
-        self.tx.execute(
-            "INSERT OR REPLACE INTO alert_state (identity, account, notification, starts_at,"
-            " receiver, group_key, problem_key, first_notified_at, last_notified_at,"
-            " last_seen_at, reminders, recovered_at, ended_at, account_name)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                state.identity,
-                state.account,
-                state.notification,
-                state.starts_at,
-                state.receiver,
-                state.group_key,
-                state.problem_key,
-                state.first_notified_at,
-                state.last_notified_at,
-                state.last_seen_at,
-                state.reminders,
-                state.recovered_at,
-                state.ended_at,
-                state.account_name,
-            ),
-        )
+        _save_state(self.tx, state)
 
     def recipients(self, account: str) -> list[RecipientRecord]:
         return _recipients(self.tx, account)
@@ -328,6 +361,90 @@ class SqliteIntake:
                 json.dumps(note.alerts),
             ),
         )
+
+    def count(self, changes: Iterable[CounterChange]) -> None:
+        increment_all(self.tx, changes)
+
+    def lifecycles(self, accounts: Iterable[str]) -> dict[str, AccountLifecycle]:
+        wanted = json.dumps(sorted(set(accounts)))
+        offboarded = {
+            row[0]
+            for row in self.tx.execute(
+                "SELECT account FROM offboarded_accounts"
+                " WHERE account IN (SELECT value FROM json_each(?))",
+                (wanted,),
+            )
+        }
+        disconnected: dict[str, set[str]] = {}
+        for account, system in self.tx.execute(
+            "SELECT account, system FROM disconnected_integrations"
+            " WHERE account IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        ):
+            disconnected.setdefault(account, set()).add(system)
+        return {
+            account: AccountLifecycle(
+                account in offboarded, frozenset(disconnected.get(account, ()))
+            )
+            for account in offboarded | set(disconnected)
+        }
+
+
+class SqliteLifecycle:
+    """The queries of one lifecycle command (see LifecycleTransaction)."""
+
+    def __init__(self, tx: sqlite3.Connection) -> None:
+        self.tx = tx
+
+    def set_offboarded(self, account: str, offboarded: bool, now: float) -> bool:
+        if offboarded:
+            sql = "INSERT INTO offboarded_accounts (account, since) VALUES (?, ?)"
+            sql += " ON CONFLICT (account) DO NOTHING"
+            return bool(self.tx.execute(sql, (account, now)).rowcount)
+        sql = "DELETE FROM offboarded_accounts WHERE account = ?"
+        return bool(self.tx.execute(sql, (account,)).rowcount)
+
+    def set_disconnected(self, account: str, system: str, disconnected: bool, now: float) -> bool:
+        if disconnected:
+            sql = "INSERT INTO disconnected_integrations (account, system, since)"
+            sql += " VALUES (?, ?, ?) ON CONFLICT (account, system) DO NOTHING"
+            return bool(self.tx.execute(sql, (account, system, now)).rowcount)
+        sql = "DELETE FROM disconnected_integrations WHERE account = ? AND system = ?"
+        return bool(self.tx.execute(sql, (account, system)).rowcount)
+
+    def open_episodes(self, account: str) -> list[AlertState]:
+        rows = self.tx.execute(
+            "SELECT * FROM alert_state WHERE account = ? AND recovered_at IS NULL", (account,)
+        ).fetchall()
+        return [_state(row) for row in rows]
+
+    def save_state(self, state: AlertState) -> None:
+        _save_state(self.tx, state)
+
+    def pending_emails(self, account: str) -> list[PendingEmail]:
+        rows = self.tx.execute(
+            "SELECT id, notification, request FROM outbox"
+            " WHERE account = ? AND status = 'pending' ORDER BY id",
+            (account,),
+        ).fetchall()
+        return [PendingEmail(row["id"], row["notification"], row["request"]) for row in rows]
+
+    def rewrite_request(self, email_id: int, request: str) -> bool:
+        sql = "UPDATE outbox SET request = ? WHERE id = ? AND status = 'pending'"
+        return bool(self.tx.execute(sql, (request, email_id)).rowcount)
+
+    def cancel_email(self, email_id: int, reason: str, now: float) -> bool:
+        return bool(
+            self.tx.execute(
+                "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?,"
+                " lease_until = NULL WHERE id = ? AND status = 'pending'",
+                (now, f"cancelled: {reason}", email_id),
+            ).rowcount
+        )
+
+    def remove_recipients(self, account: str) -> int:
+        sql = "DELETE FROM recipients WHERE account = ?"
+        return int(self.tx.execute(sql, (account,)).rowcount)
 
     def count(self, changes: Iterable[CounterChange]) -> None:
         increment_all(self.tx, changes)
@@ -543,6 +660,25 @@ class SqliteStore:
     def change_recipients(self) -> Iterator[SqliteRecipients]:
         with self.db.write() as tx:
             yield SqliteRecipients(tx)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @contextmanager
+    def change_lifecycle(self) -> Iterator[SqliteLifecycle]:
+        with self.db.write() as tx:
+            yield SqliteLifecycle(tx)
+
+    def lifecycle(self, account: str) -> tuple[float | None, dict[str, float]]:
+        with self.db.read() as tx:
+            row = tx.execute(
+                "SELECT since FROM offboarded_accounts WHERE account = ?", (account,)
+            ).fetchone()
+            systems = tx.execute(
+                "SELECT system, since FROM disconnected_integrations WHERE account = ?"
+                " ORDER BY system",
+                (account,),
+            ).fetchall()
+        return (None if row is None else row["since"]), {r["system"]: r["since"] for r in systems}
 
     # -- reports --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The admin API: recipients per account, undeliverable notifications, failed emails.
+"""The admin API: recipients per account, lifecycle (integrations disconnected, accounts
+offboarded), undeliverable notifications, failed emails.
 
 Protected by its own bearer token (SYSNOTIFY_ADMIN_TOKEN); without one configured the API
 answers 403 to everything, so it is never open by accident.
@@ -6,11 +7,13 @@ answers 403 to everything, so it is never open by accident.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
 from sysnotify.auth import bearer_token_matches
+from sysnotify.mailer.lifecycle import LifecycleError, LifecycleResult
 from sysnotify.mailer.recipients import NotFound, RecipientError, Registry
 from sysnotify.mailer.web.context import current_mailer
 
@@ -91,6 +94,47 @@ def set_primary(account: str) -> tuple[Response, int]:
     except RecipientError as error:
         return _fail(400, str(error))
     return jsonify(recipient.as_dict()), 200
+
+
+def _lifecycle_command(command: Callable[[], LifecycleResult]) -> tuple[Response, int]:
+    try:
+        result = command()
+    except LifecycleError as error:
+        return _fail(400, str(error))
+    return jsonify(result.as_dict()), 200
+
+
+@bp.get("/accounts/<account>/lifecycle")
+def lifecycle_status(account: str) -> tuple[Response, int]:
+    """Whether the account is offboarded, and its disconnected integrations."""
+    try:
+        return jsonify(current_mailer().lifecycle.status(account)), 200
+    except LifecycleError as error:
+        return _fail(400, str(error))
+
+
+@bp.post("/accounts/<account>/integrations/<system>/disconnect")
+def disconnect_integration(account: str, system: str) -> tuple[Response, int]:
+    """Ends the integration's episodes silently and withdraws its unsent emails."""
+    return _lifecycle_command(lambda: current_mailer().lifecycle.disconnect(account, system))
+
+
+@bp.post("/accounts/<account>/integrations/<system>/connect")
+def connect_integration(account: str, system: str) -> tuple[Response, int]:
+    """Lifts the disconnect: a problem that starts from now on is mailed again."""
+    return _lifecycle_command(lambda: current_mailer().lifecycle.connect(account, system))
+
+
+@bp.post("/accounts/<account>/offboard")
+def offboard_account(account: str) -> tuple[Response, int]:
+    """No email of any kind for the account from now on; its recipients are removed."""
+    return _lifecycle_command(lambda: current_mailer().lifecycle.offboard(account))
+
+
+@bp.post("/accounts/<account>/onboard")
+def onboard_account(account: str) -> tuple[Response, int]:
+    """Lifts the offboarding: new problems are mailed to the recipients registered again."""
+    return _lifecycle_command(lambda: current_mailer().lifecycle.onboard(account))
 
 
 def _limit() -> int:

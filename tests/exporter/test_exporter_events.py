@@ -11,7 +11,11 @@ from tests.support.exporter import (
     WINDOW,
     account,
     api_usage,
+    connected,
     credential,
+    disconnected,
+    offboarded,
+    onboarded,
     privacy,
     sync_finished,
     sync_started,
@@ -60,6 +64,10 @@ def test_a_batch_reports_every_bad_event_with_its_index():
         privacy(status="completed"),
         account(name='Quote "and" back\\slash'),
         credential(checked_at="2026-05-28T12:00:00.123456+02:00"),
+        disconnected(),
+        connected(system="pardot"),
+        offboarded(),
+        onboarded(),
     ],
     ids=lambda e: e["type"],
 )
@@ -78,6 +86,10 @@ def test_every_type_is_covered_by_the_good_examples():
         "sync_started",
         "sync_finished",
         "privacy_optout",
+        "integration_disconnected",
+        "integration_connected",
+        "account_offboarded",
+        "account_onboarded",
     }
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from sysnotify.mailer.cli import main
 from sysnotify.mailer.config import MailerConfig, config_from_mapping
 from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.clocks import FakeClock
@@ -64,3 +66,19 @@ def app(make_app: Callable[..., Any]) -> Any:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Runs `sysnotify-mailer` in process on the test's store (the same file as make_app's);
+    returns its exit code."""
+    path = tmp_path / "mailer.yml"
+    path.write_text(yaml.safe_dump(config_mapping(tmp_path, 25)))
+    for name, value in TOKENS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SYSNOTIFY_MAILER_CONFIG", str(path))
+
+    def run(*argv: str) -> int:
+        return main(list(argv))
+
+    return run

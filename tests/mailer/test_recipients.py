@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from sysnotify.mailer.cli import main
 from tests.support.mailer_app import admin
-from tests.support.mailer_config import TOKENS_ENV, config_mapping
+from tests.support.mailer_config import config_mapping
 
 
 def test_primary_receives_everything_and_can_be_replaced_not_removed(client: Any) -> None:
@@ -159,20 +157,6 @@ def test_admin_api_is_disabled_without_a_token(tmp_path: Path, smtp_server: Any)
         assert "SYSNOTIFY_ADMIN_TOKEN" in response.json["error"]
     finally:
         mailer_of(app).store.close()
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    path = tmp_path / "mailer.yml"
-    path.write_text(yaml.safe_dump(config_mapping(tmp_path, 25)))
-    for name, value in TOKENS_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SYSNOTIFY_MAILER_CONFIG", str(path))
-
-    def run(*argv: str) -> int:
-        return main(list(argv))
-
-    return run
 
 
 def test_cli_manages_the_same_registry_as_the_api(

@@ -26,6 +26,9 @@ def ts(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+NOW_TS = ts(NOW_DT)
+
+
 def ago(**delta: float) -> str:
     """RFC 3339 time `delta` before NOW, e.g. ago(days=3)."""
     return ts(NOW_DT - timedelta(**delta))
@@ -106,6 +109,24 @@ def privacy(acc: str = "acc-1", request: str = "req-1", **kw: Any) -> dict[str, 
     }
     event.update(kw)
     return event
+
+
+def disconnected(acc: str = "acc-1", system: str = "salesforce", **kw: Any) -> dict[str, Any]:
+    event = {"type": "integration_disconnected", "account": acc, "system": system, "at": NOW_TS}
+    return event | kw
+
+
+def connected(acc: str = "acc-1", system: str = "salesforce", **kw: Any) -> dict[str, Any]:
+    event = {"type": "integration_connected", "account": acc, "system": system, "at": NOW_TS}
+    return event | kw
+
+
+def offboarded(acc: str = "acc-1", **kw: Any) -> dict[str, Any]:
+    return {"type": "account_offboarded", "account": acc, "at": NOW_TS, **kw}
+
+
+def onboarded(acc: str = "acc-1", **kw: Any) -> dict[str, Any]:
+    return {"type": "account_onboarded", "account": acc, "at": NOW_TS, **kw}
 
 
 class Clock:
@@ -197,6 +218,10 @@ BAD_EVENTS: list[tuple[str, Any, str | None, str]] = [
     ("day-with-time", web_visits(day="2026-05-27T00:00:00Z"), "day", "must be a UTC date"),
     ("sync-status", sync_finished(status="ok"), "status", "unknown value 'ok'"),
     ("privacy-status", privacy(status="done"), "status", "unknown value 'done'"),
+    ("disconnect-unknown-system", disconnected(system="sap"), "system", "unknown value 'sap'"),
+    ("connect-without-system", {**connected(), "system": None}, "system", "must be one of"),
+    ("offboard-with-system", offboarded(system="eloqua"), "system", "is not a field of"),
+    ("onboard-without-offset", onboarded(at="2026-05-28T08:00:00"), "at", "has no UTC offset"),
     ("empty-account", account(""), "account", "must be a non-empty string"),
     ("account-with-space", account("acc 1"), "account", "without spaces"),
     ("account-not-text", account(42), "account", "must be a non-empty string"),  # type: ignore[arg-type]
