@@ -4,6 +4,7 @@ The parts and what they need:
 - intake: one `IntakeTransaction` per webhook (the alert states, the recipients, the outbox
   rows, the undeliverable notes and the counters, committed together or not at all);
 - delivery: claiming outbox rows under a lease and marking them sent, retried or failed;
+- retention: deleting what is no longer needed, a bounded batch per transaction;
 - the recipient registry: one `RecipientTransaction` per change;
 - the admin API, /metrics and /readyz: read-only reports and a write probe.
 
@@ -198,6 +199,22 @@ class Store(Protocol):
 
     def forget_alert_states(self, seen_before: float) -> int:
         """Drops alert instances not seen since `seen_before`; returns how many."""
+        ...
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune_emails(self, status: str, finished_before: float, limit: int) -> int:
+        """Deletes up to `limit` outbox rows of `status` ("sent" or "failed"; never a pending
+        row) finished before `finished_before`, oldest first, in one short transaction;
+        returns how many.
+
+        :raise ValueError: for any other status.
+        """
+        ...
+
+    def prune_undeliverable(self, received_before: float, limit: int) -> int:
+        """Deletes up to `limit` undeliverable notes kept before `received_before`, oldest
+        first, in one short transaction; returns how many."""
         ...
 
     # -- the recipient registry -----------------------------------------------------------

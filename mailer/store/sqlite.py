@@ -108,7 +108,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     """,
     ),
+    Migration(
+        6,
+        "indexes for retention: finished outbox rows and undeliverable notes by age",
+        """
+    CREATE INDEX outbox_finished ON outbox (status, finished_at) WHERE status != 'pending';
+    CREATE INDEX undeliverable_received ON undeliverable (received_at);
+    """,
+    ),
 )
+
+# Literal statuses, so that SQLite can use the partial index outbox_finished.
+_PRUNE_EMAILS = {
+    status: "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+    f" WHERE status = '{status}' AND finished_at < ? ORDER BY finished_at LIMIT ?)"
+    for status in ("sent", "failed")
+}
 
 _INCREMENT = (
     "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
@@ -417,6 +432,24 @@ class SqliteStore:
         with self.db.write() as tx:
             return tx.execute(
                 "DELETE FROM alert_state WHERE last_seen_at < ?", (seen_before,)
+            ).rowcount
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune_emails(self, status: str, finished_before: float, limit: int) -> int:
+        try:
+            statement = _PRUNE_EMAILS[status]
+        except KeyError:
+            raise ValueError(f"only sent or failed emails are pruned, not {status!r}") from None
+        with self.db.write() as tx:
+            return tx.execute(statement, (finished_before, limit)).rowcount
+
+    def prune_undeliverable(self, received_before: float, limit: int) -> int:
+        with self.db.write() as tx:
+            return tx.execute(
+                "DELETE FROM undeliverable WHERE id IN (SELECT id FROM undeliverable"
+                " WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                (received_before, limit),
             ).rowcount
 
     # -- the recipient registry -----------------------------------------------------------

@@ -214,8 +214,10 @@ def test_prune_drops_old_facts_without_changing_metrics(store, clock):
         )
     )
     text = exposition(store, clock)
-    removed = store.prune(utc_day(NOW) - 42)
-    assert removed > 0
+    cutoff = utc_day(NOW) - 42
+    assert store.prune_web_visits(cutoff, 1000) == 18 * 2  # visits and daily totals
+    assert store.prune_web_visits(cutoff, 1000) == 0
+    assert store.prune_privacy_requests(cutoff * 86400, 1000) == 1
     assert exposition(store, clock) == text
     conn = store.connection()
     assert conn.execute("SELECT MIN(day) FROM web_visits").fetchone()[0] == utc_day(NOW) - 42
