@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sysnotify.exporter.events import Event, EventError
-from sysnotify.exporter.store import DAY, AccountFacts, ApplyResult, BatchRejected
+from sysnotify.exporter.store import AccountFacts, ApplyResult, BatchRejected
 from sysnotify.sqlite import Database, Migration, StoreError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteFactStore"]
