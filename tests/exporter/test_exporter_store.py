@@ -13,6 +13,7 @@ from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.store import BatchRejected, StoreError
 from sysnotify.exporter.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteFactStore
 from tests.support.exporter import (
+    FACT_TABLES,
     NOW,
     account,
     ago,
@@ -26,23 +27,12 @@ from tests.support.exporter import (
     web_visits,
 )
 
-TABLES = (
-    "accounts",
-    "credentials",
-    "api_usage",
-    "web_visits",
-    "web_daily",
-    "web_accounts",
-    "sync_runs",
-    "privacy_requests",
-)
-
 
 def dump(store: SqliteFactStore, skip_last_event: bool = True) -> dict[str, list[tuple]]:
     """Every fact table's rows; last_event_at (when an event was applied) left out."""
     conn = store.connection()
     rows = {}
-    for table in TABLES:
+    for table in FACT_TABLES:
         columns = [
             r[1]
             for r in conn.execute(f"PRAGMA table_info({table})")

@@ -31,6 +31,7 @@ from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.smtp import PermanentSendError
 from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.clocks import FakeClock
+from tests.support.exporter import FACT_TABLES
 from tests.support.faults import notification, report
 from tests.support.mailer_app import post
 from tests.support.mailer_config import TOKENS_ENV, config_mapping
@@ -165,21 +166,13 @@ ANNOUNCED_PER_DAY = 3  # accounts named once and never heard of again
 EXPORTER_CONFIG = ExporterConfig(
     retention_days=42, sync_run_retention_days=14, idle_account_retention_days=7
 )
-TABLES = (
-    "accounts",
-    "credentials",
-    "api_usage",
-    "web_visits",
-    "web_daily",
-    "web_accounts",
-    "sync_runs",
-    "privacy_requests",
-)
 
 
 def exporter_rows(store: SqliteFactStore) -> dict[str, int]:
     conn = store.connection()
-    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+    return {
+        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in FACT_TABLES
+    }
 
 
 def apply(store: SqliteFactStore, events: list[dict[str, Any]]) -> None:

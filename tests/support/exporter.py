@@ -17,6 +17,17 @@ from sysnotify.exporter.store import FactStore
 NOW_DT = datetime(2026, 5, 28, 10, 0, 0, tzinfo=UTC)
 NOW = NOW_DT.timestamp()
 TOKEN = "test-token-0123456789abcdef"
+# Every table of the fact store that holds facts (meta aside).
+FACT_TABLES = (
+    "accounts",
+    "credentials",
+    "api_usage",
+    "web_visits",
+    "web_daily",
+    "web_accounts",
+    "sync_runs",
+    "privacy_requests",
+)
 
 
 def ts(dt: datetime) -> str:
