@@ -27,9 +27,9 @@ from sysnotify.mailer.store import Store
 log = logging.getLogger("gunicorn.error")
 
 PRUNE_EVERY_SECONDS = 3600.0
-PRUNE_BATCH = 500  # outbox rows hold their email request: about 1-2 MB of pages per batch
+PRUNE_BATCH = 200  # outbox rows hold their email request: a batch frees about 100-200 pages
 PAUSE_SECONDS = 0.05  # longer than SQLite's busy handler waits between its first polls
-MAX_BATCHES_PER_RUN = 20
+MAX_BATCHES_PER_RUN = 50
 BACKLOG_DELAY_SECONDS = 5.0
 
 

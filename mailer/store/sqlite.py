@@ -112,18 +112,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "indexes for retention: finished outbox rows and undeliverable notes by age",
         """
-    CREATE INDEX outbox_finished ON outbox (status, finished_at) WHERE status != 'pending';
+    CREATE INDEX outbox_finished ON outbox (status, finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX undeliverable_received ON undeliverable (received_at);
     """,
     ),
 )
-
-# Literal statuses, so that SQLite can use the partial index outbox_finished.
-_PRUNE_EMAILS = {
-    status: "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-    f" WHERE status = '{status}' AND finished_at < ? ORDER BY finished_at LIMIT ?)"
-    for status in ("sent", "failed")
-}
 
 _INCREMENT = (
     "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
@@ -437,12 +430,15 @@ class SqliteStore:
     # -- retention ------------------------------------------------------------------------
 
     def prune_emails(self, status: str, finished_before: float, limit: int) -> int:
-        try:
-            statement = _PRUNE_EMAILS[status]
-        except KeyError:
-            raise ValueError(f"only sent or failed emails are pruned, not {status!r}") from None
+        if status not in ("sent", "failed"):
+            raise ValueError(f"only sent or failed emails are pruned, not {status!r}")
         with self.db.write() as tx:
-            return tx.execute(statement, (finished_before, limit)).rowcount
+            # Through outbox_finished: `finished_at < ?` implies its `finished_at IS NOT NULL`.
+            return tx.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = ?"
+                " AND finished_at < ? ORDER BY finished_at LIMIT ?)",
+                (status, finished_before, limit),
+            ).rowcount
 
     def prune_undeliverable(self, received_before: float, limit: int) -> int:
         with self.db.write() as tx:

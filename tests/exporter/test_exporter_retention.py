@@ -196,4 +196,6 @@ def test_the_days_first_batch_starts_the_prune_without_waiting_for_it(
     assert accounts(store) == ["acc-1"]
     assert runs_of(store, "acc-1") == ["acc-1--1"]
     assert b'account="gone"' not in client.get("/metrics").data
-    exporter_of(app).pruning.join()  # type: ignore[union-attr]
+    pruning = exporter_of(app).pruning
+    assert pruning is not None
+    pruning.join()
