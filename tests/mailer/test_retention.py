@@ -173,7 +173,8 @@ def old_sent_rows(app: Any, count: int) -> None:
 def test_pruning_deletes_bounded_batches_and_lets_webhooks_commit_between_them(
     app: Any, clock: FakeClock
 ) -> None:
-    old_sent_rows(app, 1200)
+    batch = retention.PRUNE_BATCH
+    old_sent_rows(app, 2 * batch + 100)
     register(app, "acc-2006")
     client = app.test_client()
     between: list[tuple[int, int]] = []
@@ -188,9 +189,9 @@ def test_pruning_deletes_bounded_batches_and_lets_webhooks_commit_between_them(
     store = mailer_of(app).store
     pruner = Pruner(store, mailer_of(app).config.retention, 30 * DAY, clock, pause)
     pruned = pruner.run(clock())
-    assert pruned.sent_emails == 1200 and pruned.finished
+    assert pruned.sent_emails == 2 * batch + 100 and pruned.finished
     # Each pause came after one committed batch; the webhook in it committed at once.
-    assert between == [(3 + 700, 3), (3 + 200, 3)]
+    assert between == [(3 + batch + 100, 3), (3 + 100, 3)]
     assert kept(app)["sent"] == 3
 
 
@@ -198,16 +199,17 @@ def test_a_backlog_is_pruned_over_several_runs_with_deliveries_in_between(
     app: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(retention, "MAX_BATCHES_PER_RUN", 2)
-    old_sent_rows(app, 1200)
+    batch = retention.PRUNE_BATCH
+    old_sent_rows(app, 2 * batch + 100)
     pruner = Pruner(
         mailer_of(app).store, mailer_of(app).config.retention, 30 * DAY, clock, lambda _: False
     )
     first = pruner.prune_if_due()
-    assert first is not None and (first.sent_emails, first.finished) == (1000, False)
+    assert first is not None and (first.sent_emails, first.finished) == (2 * batch, False)
     assert pruner.prune_if_due() is None  # the thread sends what is due first
     clock.advance(retention.BACKLOG_DELAY_SECONDS)
     second = pruner.prune_if_due()
-    assert second is not None and (second.sent_emails, second.finished) == (200, True)
+    assert second is not None and (second.sent_emails, second.finished) == (100, True)
     clock.advance(retention.BACKLOG_DELAY_SECONDS)
     assert pruner.prune_if_due() is None  # the next run is an hour later
     clock.advance(retention.PRUNE_EVERY_SECONDS)
