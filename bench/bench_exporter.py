@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from stack.process import Service, free_port, http_ready
 from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.exposition import ExpositionCache
 from sysnotify.exporter.series import utc_day
@@ -122,6 +123,7 @@ def main(argv: Sequence[str]) -> int:
 
     now = time.time()
     simulator = Simulator(seed=args.seed, accounts=args.accounts, days=args.days, now=now)
+    window = ExporterConfig().event_window(now)
     print(
         f"exporter bench: {args.accounts} accounts, {args.days} days, seed {args.seed}, "
         f"batches of {args.batch_size}, {os.cpu_count()} CPUs",
@@ -137,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
         generate_started = time.perf_counter()
         for batch in batched(simulator.events(), args.batch_size):
             started = time.perf_counter()
-            valid, errors = validate_events(batch)
+            valid, errors = validate_events(batch, window)
             validated = time.perf_counter()
             if errors:
                 raise SystemExit(f"simulator produced invalid events: {errors[:3]}")

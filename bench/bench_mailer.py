@@ -15,6 +15,9 @@ latency     the whole stack (stack.local.LocalStack, timings shortened as in the
             tests): a fact posted to the exporter -> the email stored by the SMTP sink, and
             the mailer's share of it (webhook received -> SMTP accepted), p50/p99.
 stages      where one mailer email's time goes, stage by stage, in one process.
+flood       valid webhooks' answer times (client side, p99) on a quiet mailer and during a
+            bounded flood of 401s (wrong bearer token) from a few threads, side by side,
+            and the ratio; then whether the store counted every 401.
 memory      resident memory (RSS and PSS over all processes) of the mailer with 10,000
             accounts of recipients after a batch of notifications, and of the exporter
             serving simulated data of 10,000 accounts.
@@ -25,13 +28,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bench import mailer_latency, mailer_memory, mailer_stages, mailer_throughput
+from bench import mailer_flood, mailer_latency, mailer_memory, mailer_stages, mailer_throughput
 from bench import mailer_stack as ms
 
 TARGET_RATIO = 1.2
 TARGET_WEBHOOK_P99_MS = 50.0
 TARGET_MAILER_SHARE_P99_MS = 100.0
-SCENARIOS = ("throughput", "stages", "latency", "memory")
+TARGET_FLOOD_P99_RATIO = 1.5
+SCENARIOS = ("throughput", "stages", "latency", "flood", "memory")
 
 
 def _print(rows: Sequence[tuple[str, str]]) -> None:
@@ -100,6 +104,32 @@ def latency(args: argparse.Namespace) -> None:
     )
 
 
+def flood(args: argparse.Namespace) -> None:
+    print(
+        f"flood: {args.flood_rounds} rounds of valid webhooks quiet, then valid webhooks "
+        f"during refused ones from {args.flood_threads} threads ({args.valid_webhooks} "
+        f"quiet and {args.flood:,} refused in all)",
+        flush=True,
+    )
+    result = mailer_flood.measure(
+        args.valid_webhooks, args.flood, args.flood_threads, args.workers, args.flood_rounds
+    )
+    _print(mailer_flood.describe(result))
+    _verdicts(
+        [
+            (
+                f"valid webhooks' p99 during the flood within {TARGET_FLOOD_P99_RATIO}x quiet",
+                result.p99_ratio() <= TARGET_FLOOD_P99_RATIO,
+            ),
+            (
+                "every 401 of the flood counted",
+                result.counted_401 == result.flood_requests
+                and result.flood_statuses == {401: result.flood_requests},
+            ),
+        ]
+    )
+
+
 def memory(args: argparse.Namespace) -> None:
     print(f"memory: {args.accounts} accounts", flush=True)
     idle, loaded, sent = mailer_memory.mailer(
@@ -157,6 +187,24 @@ def main(argv: Sequence[str]) -> int:
         type=float,
         default=1.5,
         help="seconds between latency samples (more than one evaluation)",
+    )
+    parser.add_argument(
+        "--valid-webhooks",
+        type=int,
+        default=400,
+        help="valid webhooks timed on the quiet mailer (flood)",
+    )
+    parser.add_argument(
+        "--flood", type=int, default=2000, help="requests with a wrong token (flood)"
+    )
+    parser.add_argument(
+        "--flood-threads", type=int, default=3, help="threads sending the flood (flood)"
+    )
+    parser.add_argument(
+        "--flood-rounds",
+        type=int,
+        default=4,
+        help="quiet and flooded phases alternate this many times (flood)",
     )
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts (memory)")
     parser.add_argument(

@@ -15,8 +15,10 @@ Steps, in temporary files:
 
 Each call is at most one write transaction (the exporter's sync-run call reads its candidates
 first, without the lock); the benchmark times the transactions, from BEGIN IMMEDIATE to
-COMMIT, which is how long a webhook or a batch may wait behind one. The verdict compares the
-longest with TARGET_MS.
+COMMIT, which is how long a webhook or a batch may wait behind one. The verdict compares each
+kind's median with its store's target: about a webhook's own transaction for the mailer, about
+one 1,000-event ingest batch for the exporter. The longest are the commits that checkpoint the
+log, whose fsync the disk sometimes stalls, as it does any delivery commit's.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from sysnotify.mailer import retention as mailer_retention
 from sysnotify.mailer.store.sqlite import SqliteStore
 from sysnotify.sqlite import Database
 
-TARGET_MS = 50.0  # a delivery commit that checkpoints the log takes as long
+MAILER_TARGET_MS = 5.0
+EXPORTER_TARGET_MS = 25.0
 
 
 def held(db: Database, call: Callable[[], int], done: Callable[[int], bool]) -> list[float]:
@@ -70,16 +73,19 @@ def held(db: Database, call: Callable[[], int], done: Callable[[int], bool]) -> 
     return times
 
 
-def summary(name: str, times: list[float]) -> float:
+def summary(name: str, times: list[float], target_ms: float) -> bool:
+    """Prints the transactions' times; whether their median meets the target."""
     ordered = sorted(times)
+    median = statistics.median(ordered) * 1000
+    ok = median <= target_ms
     print(
-        f"{name:<28} {len(times):>5} transactions"
-        f"  median {statistics.median(ordered) * 1000:6.1f} ms"
+        f"{name:<28} {len(times):>5} transactions  median {median:6.1f} ms"
         f"  p99 {ordered[int(len(ordered) * 0.99)] * 1000:6.1f} ms"
-        f"  max {ordered[-1] * 1000:6.1f} ms",
+        f"  max {ordered[-1] * 1000:6.1f} ms"
+        f"  (target: median under {target_ms:.0f} ms: {'ok' if ok else 'MISSED'})",
         flush=True,
     )
-    return ordered[-1] * 1000
+    return ok
 
 
 def mailer_store(path: Path, emails: int, request_bytes: int, finished_at: float) -> SqliteStore:
@@ -146,7 +152,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--days", type=int, default=60)
     args = parser.parse_args(argv)
     now = time.time()
-    slowest = 0.0
+    ok = True
     with tempfile.TemporaryDirectory(prefix="sysnotify-bench-") as tmp:
         workdir = Path(tmp)
         print(f"mailer: {args.emails} sent, failed and undeliverable each", flush=True)
@@ -161,22 +167,22 @@ def main(argv: Sequence[str]) -> int:
                 lambda status=status: store.prune_emails(status, now, batch),
                 lambda count: count < batch,
             )
-            slowest = max(slowest, summary(f"{status} emails ({batch} a call)", times))
+            ok &= summary(f"{status} emails ({batch} a call)", times, MAILER_TARGET_MS)
         times = held(
             store.db, lambda: store.prune_undeliverable(now, batch), lambda count: count < batch
         )
-        slowest = max(slowest, summary(f"undeliverable ({batch} a call)", times))
+        ok &= summary(f"undeliverable ({batch} a call)", times, MAILER_TARGET_MS)
         store.close()
 
         print(f"exporter: {args.accounts} accounts, {args.days} days", flush=True)
         facts = SqliteFactStore(workdir / "facts.db")
+        config = ExporterConfig()
         events = list(history(args.accounts, args.days, now))
         for start in range(0, len(events), 1000):
-            valid, errors = validate_events(events[start : start + 1000])
+            valid, errors = validate_events(events[start : start + 1000], config.event_window(now))
             if errors:
                 raise SystemExit(f"invalid simulated events: {errors[:3]}")
             facts.apply(valid)
-        config = ExporterConfig()
         today = utc_day(now)
         limit = exporter_retention.PRUNE_BATCH
         calls: list[tuple[str, Callable[[], int]]] = [
@@ -190,9 +196,6 @@ def main(argv: Sequence[str]) -> int:
         ]
         for name, call in calls:
             times = held(facts.db, call, lambda count: count == 0)
-            slowest = max(slowest, summary(f"{name} ({limit} a call)", times))
+            ok &= summary(f"{name} ({limit} a call)", times, EXPORTER_TARGET_MS)
         facts.close()
-    ok = slowest <= TARGET_MS
-    verdict = "ok" if ok else "MISSED"
-    print(f"longest transaction {slowest:.1f} ms, target {TARGET_MS:.0f} ms: {verdict}")
     return 0 if ok else 1

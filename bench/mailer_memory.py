@@ -84,6 +84,7 @@ def mailer(
 
 def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, int, float]:
     """(memory when ready, memory after two /metrics scrapes, events, load seconds)."""
+    from sysnotify.exporter.config import ExporterConfig
     from sysnotify.exporter.events import validate_events
     from sysnotify.exporter.simulate import Simulator
     from sysnotify.exporter.store.backends import open_fact_store
@@ -93,9 +94,11 @@ def exporter(accounts: int, days: int, seed: int = 42) -> tuple[Memory, Memory, 
         store = open_fact_store(db)
         started = time.perf_counter()
         events = 0
-        simulated = Simulator(seed=seed, accounts=accounts, days=days, now=time.time()).events()
+        now = time.time()
+        window = ExporterConfig().event_window(now)
+        simulated = Simulator(seed=seed, accounts=accounts, days=days, now=now).events()
         while batch := list(itertools.islice(simulated, 5000)):
-            valid, errors = validate_events(batch)
+            valid, errors = validate_events(batch, window)
             if errors:
                 raise SystemExit(f"simulator produced invalid events: {errors[:3]}")
             store.apply(valid)

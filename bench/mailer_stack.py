@@ -222,14 +222,20 @@ def delivery_service(workdir: Path, config: Path) -> Service:
     )
 
 
-def webhook_times_ms(access_log: Path) -> list[float]:
-    """Request times (ms) of the webhook answers in a gunicorn access log (ACCESS_LOG_FORMAT)."""
-    times = []
+def webhook_answers(access_log: Path) -> list[tuple[str, float]]:
+    """(status, request time in ms) of each webhook answer in a gunicorn access log
+    (ACCESS_LOG_FORMAT), in the order they were written."""
+    answers = []
     for line in access_log.read_text().splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[1] == "/alertmanager/webhook":
-            times.append(float(parts[3]))
-    return times
+            answers.append((parts[2], float(parts[3])))
+    return answers
+
+
+def webhook_times_ms(access_log: Path) -> list[float]:
+    """Request times (ms) of the webhook answers in a gunicorn access log (ACCESS_LOG_FORMAT)."""
+    return [ms for _, ms in webhook_answers(access_log)]
 
 
 def outbox_latencies(db: Path) -> list[tuple[str, float, float]]:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from sysnotify import exits
 from sysnotify.exporter.config import DEFAULT_LISTEN, TOKEN_ENV, ConfigError, load_config
-from sysnotify.exporter.events import Event, EventError, validate_event
+from sysnotify.exporter.events import Event, EventError, TimeWindow, validate_event
 from sysnotify.exporter.store import BatchRejected
 from sysnotify.exporter.store.backends import open_fact_store
 
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="import events as JSON lines, all or nothing")
     ingest.add_argument("file", nargs="?", default="-", help="JSON-lines file, or - for stdin")
     ingest.add_argument("--db", required=True, help="the SQLite fact store")
+    ingest.add_argument(
+        "--config", help="YAML config file, for events_max_ahead and events_max_age"
+    )
     ingest.set_defaults(run=run_ingest)
 
     simulate = commands.add_parser(
@@ -122,7 +125,7 @@ def format_error(line: int, error: EventError) -> str:
 
 
 def validate_lines(
-    lines: Iterable[tuple[int, Any, str | None]],
+    lines: Iterable[tuple[int, Any, str | None]], window: TimeWindow
 ) -> tuple[list[Event], list[int], list[str]]:
     """Events, the line number of each, and error messages for the whole input."""
     events: list[Event] = []
@@ -132,7 +135,7 @@ def validate_lines(
         if json_error is not None:
             problems.append(f"line {number}: {json_error}")
             continue
-        event, errors = validate_event(value, len(events))
+        event, errors = validate_event(value, window, len(events))
         if errors:
             problems.extend(format_error(number, error) for error in errors)
         elif not problems:
@@ -144,11 +147,16 @@ def validate_lines(
 def run_ingest(args: argparse.Namespace) -> int:
     source = "stdin" if args.file == "-" else args.file
     try:
+        window = load_config(args.config).event_window(time.time())
+    except ConfigError as error:
+        print(f"sysnotify-exporter: {error}", file=sys.stderr)
+        return exits.USAGE
+    try:
         if args.file == "-":
-            events, numbers, problems = validate_lines(read_json_lines(sys.stdin))
+            events, numbers, problems = validate_lines(read_json_lines(sys.stdin), window)
         else:
             with open(args.file, encoding="utf-8") as stream:
-                events, numbers, problems = validate_lines(read_json_lines(stream))
+                events, numbers, problems = validate_lines(read_json_lines(stream), window)
     except OSError as error:
         print(f"sysnotify-exporter: cannot read {source}: {error.strerror}", file=sys.stderr)
         return exits.FAILED

@@ -19,7 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from sysnotify.exporter.events import EVENT_TYPES
-from sysnotify.exporter.series import FAMILIES, GLOBAL_FAMILIES, account_samples, utc_day
+from sysnotify.exporter.exposition import samples_or_skip
+from sysnotify.exporter.series import FAMILIES, GLOBAL_FAMILIES, utc_day
 from sysnotify.exporter.store import FactStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class IngestStats:
 
 
 class StoreCollector(Collector):
-    """Every store-derived family, read from the store on each collect().
+    """Every store-derived family, read from the store on each collect(); an account whose
+    facts cannot be published is left out and counted, as in the exposition cache.
 
     E.g. ``abm_sync_running{account="acc-0042"} 1.0``.
     """
@@ -76,12 +78,18 @@ class StoreCollector(Collector):
         now = self.clock()
         facts = self.store.facts(utc_day(now))
         families = [GaugeMetricFamily(f.name, f.help, labels=f.labels) for f in FAMILIES]
+        skipped = 0
         for account in sorted(facts):
-            for index, labels, value in account_samples(facts[account], now):
+            samples = samples_or_skip(facts[account], now)
+            if samples is None:
+                skipped += 1
+                continue
+            for index, labels, value in samples:
                 families[index].add_metric(labels, value)
         yield from families
-        accounts, last_event = GLOBAL_FAMILIES
+        accounts, skipped_family, last_event = GLOBAL_FAMILIES
         yield GaugeMetricFamily(accounts.name, accounts.help, value=len(facts))
+        yield GaugeMetricFamily(skipped_family.name, skipped_family.help, value=skipped)
         last = self.store.last_event_at()
         family = GaugeMetricFamily(last_event.name, last_event.help, labels=())
         if last is not None:

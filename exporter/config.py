@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sysnotify import settings
-from sysnotify.settings import Flag, Integer, Reader, Secret, Section, Setting, Text
+from sysnotify.exporter.events import TimeWindow
+from sysnotify.settings import Duration, Flag, Integer, Reader, Secret, Section, Setting, Text
 
 TOKEN_ENV = "SYSNOTIFY_INGEST_TOKEN"
 TOKEN_FILE_ENV = f"{TOKEN_ENV}_FILE"
@@ -130,6 +131,24 @@ EXPORTER = Section(
             "run, privacy request) and no event for this many days is forgotten once a day",
         ),
         Setting(
+            "events_max_ahead",
+            Duration(),
+            default="1d",
+            meaning="event times and days further ahead of the exporter's clock than this are "
+            "refused (422): a clock a little ahead is tolerated, a mistyped year would win "
+            "every later comparison and freeze the fact",
+        ),
+        Setting(
+            "events_max_age",
+            Duration(
+                minimum=36 * 86400,
+                out_of_range="must be at least 36d (the windows look back 35 days)",
+            ),
+            default="400d",
+            meaning="event times and days older than this are refused (422); password change "
+            "times may be older",
+        ),
+        Setting(
             "access_log",
             Flag(),
             default=False,
@@ -153,11 +172,17 @@ class ExporterConfig:
     retention_days: int = EXPORTER.field("retention_days")
     sync_run_retention_days: int = EXPORTER.field("sync_run_retention_days")
     idle_account_retention_days: int = EXPORTER.field("idle_account_retention_days")
+    events_max_ahead: float = EXPORTER.field("events_max_ahead")
+    events_max_age: float = EXPORTER.field("events_max_age")
     access_log: bool = EXPORTER.field("access_log")
 
     @property
     def host_port(self) -> tuple[str, int]:
         return split_listen(self.listen)
+
+    def event_window(self, now: float) -> TimeWindow:
+        """The times events may name, seen from `now`."""
+        return TimeWindow(now, self.events_max_ahead, self.events_max_age)
 
 
 def load_config(

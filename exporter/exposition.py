@@ -10,6 +10,10 @@ render were all applied by this process (which notes the accounts each touched),
 accounts are recomputed; a batch from another process (``sysnotify-exporter ingest`` on the
 same file) or a boundary rebuilds everything. The bytes equal what ``generate_latest`` makes
 of :class:`sysnotify.exporter.collector.StoreCollector` over the same facts (tests hold them to it).
+
+One account whose facts cannot be published (see :func:`samples_or_skip`) is left out, logged
+and counted in ``sysnotify_exporter_accounts_skipped``; every other account is published as
+usual, and ``sysnotify_exporter_store_up`` stays 1.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from sysnotify.exporter.series import (
     GLOBAL_FAMILIES,
     Family,
     Sample,
+    UnpublishableFacts,
     account_boundary,
-    account_samples,
     next_midnight,
+    publishable_samples,
     utc_day,
 )
-from sysnotify.exporter.store import ApplyResult, FactStore
+from sysnotify.exporter.store import AccountFacts, ApplyResult, FactStore
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +83,36 @@ def account_chunks(samples: Iterable[Sample]) -> list[bytes]:
     return [chunk.encode("utf-8") for chunk in chunks]
 
 
-def global_text(accounts: int, last_event_at: float | None) -> str:
-    count, last = GLOBAL_FAMILIES
+def global_text(accounts: int, skipped: int, last_event_at: float | None) -> str:
+    count, skipped_family, last = GLOBAL_FAMILIES
     text = family_header(count) + f"{count.name} {floatToGoString(accounts)}\n"
+    text += family_header(skipped_family)
+    text += f"{skipped_family.name} {floatToGoString(skipped)}\n"
     text += family_header(last)
     if last_event_at is not None:
         text += f"{last.name} {floatToGoString(last_event_at)}\n"
     return text
+
+
+def samples_or_skip(facts: AccountFacts, now: float) -> list[Sample] | None:
+    """The account's series, or None (logged with the account id) when they cannot be made.
+
+    Whatever goes wrong with one account's facts, the other accounts are published: one
+    tenant's bad data must never blind the alerts of every tenant.
+    """
+    try:
+        return publishable_samples(facts, now)
+    except Exception as error:  # noqa: BLE001 - any failure is this account's alone
+        log.warning(
+            "account %r left out of /metrics: %s",
+            facts.account,
+            error,
+            exc_info=not isinstance(error, UnpublishableFacts),
+        )
+        return None
+
+
+_NOTHING = [b""] * len(FAMILIES)
 
 
 class ExpositionCache:
@@ -98,6 +126,7 @@ class ExpositionCache:
         self._notes: dict[int, frozenset[str]] = {}
         self._chunks: dict[str, list[bytes]] = {}
         self._boundaries: dict[str, float] = {}
+        self._skipped: set[str] = set()  # accounts left out of the exposition
         # Per family: every account's lines in account order, and their join.
         self._position: dict[str, int] = {}
         self._columns: list[list[bytes]] = []
@@ -155,12 +184,11 @@ class ExpositionCache:
                 del self._notes[noted]
         if dirty is None or len(dirty) > max(1000, len(self._chunks) // 2):
             facts = self.store.facts(today)
-            self._chunks = {
-                account: account_chunks(account_samples(one, now)) for account, one in facts.items()
-            }
-            self._boundaries = {
-                account: account_boundary(one, now) for account, one in facts.items()
-            }
+            self._chunks = {}
+            self._boundaries = {}
+            self._skipped = set()
+            for one in facts.values():
+                self._compute(one, now)
             self._reorder()
             self.full_rebuilds += 1
         else:
@@ -168,16 +196,14 @@ class ExpositionCache:
             changed: set[int] = set()
             added = False
             for account, one in facts.items():
-                chunks = account_chunks(account_samples(one, now))
                 old = self._chunks.get(account)
+                chunks = self._compute(one, now)
                 if old is None:
                     added = True
                 else:
                     changed.update(
                         i for i, (a, b) in enumerate(zip(old, chunks, strict=True)) if a != b
                     )
-                self._chunks[account] = chunks
-                self._boundaries[account] = account_boundary(one, now)
             if added:
                 self._reorder()
             else:
@@ -192,6 +218,22 @@ class ExpositionCache:
         self._day = today
         self._bytes = self._assemble()
         return self._bytes
+
+    def _compute(self, facts: AccountFacts, now: float) -> list[bytes]:
+        """Renders one account's lines into the cache (none when it is skipped)."""
+        account = facts.account
+        samples = samples_or_skip(facts, now)
+        if samples is None:
+            self._skipped.add(account)
+            chunks = _NOTHING
+            # Its facts change only with a batch; look again at the next midnight anyway.
+            self._boundaries[account] = next_midnight(now)
+        else:
+            self._skipped.discard(account)
+            chunks = account_chunks(samples)
+            self._boundaries[account] = account_boundary(facts, now)
+        self._chunks[account] = chunks
+        return chunks
 
     def _reorder(self) -> None:
         order = sorted(self._chunks)
@@ -219,5 +261,8 @@ class ExpositionCache:
         for header, joined in zip(_HEADERS, self._joined, strict=True):
             parts.append(header)
             parts.append(joined)
-        parts.append(global_text(len(self._chunks), self.store.last_event_at()).encode("utf-8"))
+        last_event_at = self.store.last_event_at()
+        parts.append(
+            global_text(len(self._chunks), len(self._skipped), last_event_at).encode("utf-8")
+        )
         return b"".join(parts)

@@ -17,9 +17,12 @@ Windows (all in UTC days; ``today`` is the day holding ``now``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from sysnotify.exporter.events import MAX_API_CALLS, MAX_DAILY_VISITS
 from sysnotify.exporter.store import DAY, AccountFacts
 
 EXPIRY_PERIOD = 90 * DAY
@@ -140,6 +143,12 @@ FAMILIES: tuple[Family, ...] = (
 GLOBAL_FAMILIES: tuple[Family, ...] = (
     Family("sysnotify_exporter_accounts", "Accounts known to the fact store.", ()),
     Family(
+        "sysnotify_exporter_accounts_skipped",
+        "Accounts left out of this exposition because their facts could not be turned into "
+        "series; the exporter's log names each and why.",
+        (),
+    ),
+    Family(
         "sysnotify_exporter_last_event_timestamp_seconds",
         "When the exporter last applied an event (any account), in seconds since the Unix epoch.",
         (),
@@ -205,6 +214,63 @@ def sync_running(last_started_at: float | None, latest_finished: bool) -> int | 
     if last_started_at is None:
         return None
     return 0 if latest_finished else 1
+
+
+class UnpublishableFacts(ValueError):
+    """An account's facts cannot be turned into series; the message says why."""
+
+
+def _is_time(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _is_count(value: Any, maximum: float, minimum: int = 0) -> bool:
+    return type(value) is int and minimum <= value <= maximum
+
+
+def facts_problem(facts: AccountFacts) -> str | None:
+    """Why `facts` cannot be published, or None when they can.
+
+    Validation keeps such values out; they come from stores written by older releases, or by
+    hand. Each count must be an integer within the maxima of
+    :mod:`sysnotify.exporter.events`, each time a finite number: anything else would publish
+    nonsense for the account (or fail to render at all).
+    """
+    if facts.problem is not None:
+        return facts.problem
+    for system, _policy, changed, _valid, checked in facts.credentials:
+        if not _is_time(checked) or (changed is not None and not _is_time(changed)):
+            return f"the {system} credential has a time that is not a finite number"
+    for platform, used, limit, window_start in facts.api:
+        if not (_is_count(used, MAX_API_CALLS) and _is_count(limit, MAX_API_CALLS, 1)):
+            return f"the {platform} API usage is not a count from 0 to {MAX_API_CALLS}"
+        if not _is_time(window_start):
+            return f"the {platform} API window start is not a finite number"
+    if not all(_is_count(week, 7 * MAX_DAILY_VISITS) for week in facts.web_weeks):
+        return f"a week's web visits are not a count from 0 to {7 * MAX_DAILY_VISITS}"
+    if not _is_count(facts.privacy_pending, math.inf):
+        return "the pending privacy requests are not a count"
+    times = (
+        facts.last_event_at,
+        facts.sync_last_started_at,
+        facts.sync_last_success_at,
+        facts.sync_last_duration,
+        facts.privacy_oldest_pending_at,
+    )
+    if not all(value is None or _is_time(value) for value in times):
+        return "a sync, privacy or event time is not a finite number"
+    return None
+
+
+def publishable_samples(facts: AccountFacts, now: float) -> list[Sample]:
+    """:func:`account_samples`, once :func:`facts_problem` finds nothing wrong.
+
+    :raise UnpublishableFacts: naming what is wrong, when the facts cannot be published.
+    """
+    problem = facts_problem(facts)
+    if problem is not None:
+        raise UnpublishableFacts(problem)
+    return account_samples(facts, now)
 
 
 def account_samples(facts: AccountFacts, now: float) -> list[Sample]:

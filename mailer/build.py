@@ -64,7 +64,7 @@ class Mailer:
                 config.delivery,
                 config.dedup.state_retention_seconds,
                 clock,
-                send_budget=2 * config.smtp.timeout_seconds,
+                lease_margin=2 * config.smtp.timeout_seconds,
                 retention=config.retention,
             )
             for _ in range(config.delivery.threads)

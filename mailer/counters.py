@@ -2,7 +2,9 @@
 
 Each maps to one `sysnotify_mailer_*` metric (docs/contracts.md); the `label` column holds the
 metric's single label value (notification, code or kind), or the bucket bound for the latency
-histogram. They are updated in the same transaction as the state change they count.
+histogram. They are updated in the same transaction as the state change they count, except
+the webhook's non-2xx answers, which change no state: those are counted in memory and added in
+batches (sysnotify.mailer.deferred_counters).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ SMTP_ERRORS = "smtp_errors"  # label: transient or permanent
 # label: the webhook it came to, customer (/alertmanager/webhook) or operator
 # (/operators/webhook). Not "audience": alert rules set that label for routing.
 TRUNCATED_ALERTS = "truncated_alerts"
+# A delivery thread's change of an outbox row refused because the row was claimed again since
+# the thread's own claim (its lease ran out while it was stalled); label: the action.
+DELIVERY_FENCED = "delivery_fenced"
+FENCED_ACTIONS = ("extend", "failed", "release", "retry", "sent")
 # The latency histogram's buckets. Each delivery adds 1 to the one bucket its latency falls
 # in (label: that bucket's upper bound, the repr of a float, or +Inf); /metrics sums them into
 # Prometheus's cumulative buckets. One row per delivery instead of thirteen keeps the "sent"

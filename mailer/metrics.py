@@ -1,8 +1,9 @@
 """The mailer's /metrics: a custom collector reading the counters and outbox from the store.
 
-Counters live in the store (updated in the same transaction as what they count), so every
-gunicorn worker exposes the same totals and they survive restarts; no multiprocess mode is
-needed. Sample lines:
+Counters live in the store (updated in the same transaction as what they count; the webhook's
+non-2xx answers in batches every few seconds, see sysnotify.mailer.deferred_counters), so
+every gunicorn worker exposes the same totals and they survive restarts; no multiprocess mode
+is needed. Sample lines:
 
     sysnotify_mailer_emails_sent_total{notification="credential_expired"} 3.0
     sysnotify_mailer_outbox_pending_emails 0.0
@@ -92,6 +93,14 @@ _COUNTERS = (
         "Alerts Alertmanager left out of accepted webhooks (max_alerts); they get no email.",
         "webhook",
         ("customer", "operator"),
+    ),
+    (
+        counters.DELIVERY_FENCED,
+        "sysnotify_mailer_delivery_fenced",
+        "Outbox changes refused because another delivery thread claimed the email since "
+        "(action sent: accepted by SMTP, possibly sent twice).",
+        "action",
+        counters.FENCED_ACTIONS,
     ),
 )
 

@@ -555,6 +555,17 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
             thresholds=[(None, BAD), (1, OK)],
         ),
         Panel(
+            "stat",
+            "Accounts skipped",
+            "Accounts the exporter leaves out of its metrics because their stored facts cannot "
+            "be published (SysnotifyAccountsSkipped); its log names each.",
+            [Query("sum(sysnotify_exporter_accounts_skipped)", instant=True)],
+            unit="none",
+            width=4,
+            height=4,
+            thresholds=[(None, OK), (1, BAD)],
+        ),
+        Panel(
             "timeseries",
             "Email outcomes",
             "Per minute: emails queued in the outbox, sent, failed and undeliverable "
@@ -683,6 +694,17 @@ def notification_pipeline() -> tuple[dict[str, Any], list[Panel]]:
             "Failed SMTP attempts per minute: transient ones are retried with backoff, "
             "permanent ones end the email.",
             [Query(rate("sysnotify_mailer_smtp_errors_total", "kind", True), "{{kind}}")],
+            unit="cpm",
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Delivery changes fenced off",
+            "Outbox changes per minute refused because another delivery thread claimed the "
+            "email after this one's lease ran out, by action; sent: an accepted email may go "
+            "out twice. Any count means a delivery thread stalled past its lease.",
+            [Query(rate("sysnotify_mailer_delivery_fenced_total", "action", True), "{{action}}")],
             unit="cpm",
             width=8,
             minimum=0,

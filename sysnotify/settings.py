@@ -214,6 +214,7 @@ class Duration(Kind):
     """Seconds (a float), written as a number or like "30s", "15m", "1h", "7d"."""
 
     minimum: float = 0.0
+    out_of_range: str | None = None  # replaces the standard wording, as for Integer
 
     def convert(self, value: Any, key: str, reader: Reader) -> Any:
         try:
@@ -221,7 +222,7 @@ class Duration(Kind):
         except ValueError as error:
             raise Invalid(str(error)) from None
         if seconds < self.minimum:
-            raise Invalid(f"must be at least {self.minimum:g}s")
+            raise Invalid(self.out_of_range or f"must be at least {self.minimum:g}s")
         return seconds
 
 

@@ -76,6 +76,9 @@ class AccountFacts:
     sync_last_duration: float | None = None
     privacy_pending: int = 0
     privacy_oldest_pending_at: float | None = None
+    # Why some of this account's facts could not be read (the rest of it is then incomplete);
+    # None when all of them were. Every other account is read all the same.
+    problem: str | None = None
 
 
 class FactStore(Protocol):
@@ -91,7 +94,9 @@ class FactStore(Protocol):
 
         The events must come from :func:`sysnotify.exporter.events.validate_events` with no
         errors; the error indices of BatchRejected are positions in `events`. A
-        ``sync_finished`` needs its ``sync_started``, in the store or earlier in the batch.
+        ``sync_finished`` needs its ``sync_started``, in the store or earlier in the batch; an
+        account's visits of one day, all pages together, must stay within
+        :data:`sysnotify.exporter.events.MAX_DAILY_VISITS`.
         """
         ...
 
@@ -140,7 +145,8 @@ class FactStore(Protocol):
 
         `today` is the current UTC day (days since the epoch): the last week is days
         today-7 .. today-1, the four weeks before it today-35 .. today-8. All of it is one
-        consistent snapshot.
+        consistent snapshot. One account's facts that cannot be read (a stored value no
+        release accepts any more) set that account's `problem` and leave the others alone.
         """
         ...
 

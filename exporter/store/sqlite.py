@@ -13,10 +13,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sysnotify.exporter.events import Event, EventError
+from sysnotify.exporter.events import MAX_DAILY_VISITS, Event, EventError, day_to_iso
 from sysnotify.exporter.store import AccountFacts, ApplyResult, BatchRejected
 from sysnotify.sqlite import Database, Migration, StoreError
 
@@ -111,6 +112,44 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
     Migration(
+        5,
+        "facts out of this release's bounds removed; overflowed daily totals recomputed",
+        # Older releases accepted counts of any size and times in any year. Such a fact could
+        # blind /metrics or freeze an account's state (a check dated in 2999 wins against every
+        # later one), and no event can correct it, so it goes: counts over the maxima of
+        # docs/exporter.md ("Bounds": 10^9 visits of a page a day, 10^10 API calls) and times
+        # more than a day ahead of the clock at the upgrade. The platform's next report of
+        # the same fact puts it back. The daily totals of the days concerned are counted again
+        # from their pages: one that overflowed became an inexact float.
+        """
+        CREATE TEMP TABLE recount (account TEXT, day INTEGER, PRIMARY KEY (account, day));
+        INSERT OR IGNORE INTO recount SELECT account, day FROM web_visits
+            WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 1000000000;
+        INSERT OR IGNORE INTO recount SELECT account, day FROM web_daily
+            WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 100000000000;
+        DELETE FROM web_visits
+            WHERE typeof(visits) != 'integer' OR visits < 0 OR visits > 1000000000;
+        UPDATE web_daily SET visits = (
+            SELECT COALESCE(SUM(w.visits), 0) FROM web_visits w
+            WHERE w.account = web_daily.account AND w.day = web_daily.day
+        ) WHERE (account, day) IN (SELECT account, day FROM recount);
+        DROP TABLE recount;
+        DELETE FROM api_usage
+            WHERE typeof(used) != 'integer' OR used < 0 OR used > 10000000000
+            OR typeof(daily_limit) != 'integer' OR daily_limit < 1
+            OR daily_limit > 10000000000
+            OR window_start > CAST(strftime('%s', 'now') AS INTEGER) + 86400;
+        DELETE FROM credentials
+            WHERE checked_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400
+            OR password_changed_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400;
+        DELETE FROM sync_runs
+            WHERE started_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400
+            OR finished_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400;
+        DELETE FROM privacy_requests
+            WHERE received_at > CAST(strftime('%s', 'now') AS INTEGER) + 86400;
+    """,
+    ),
+    Migration(
         6,
         "indexes for retention: daily totals by day, sync runs by start, handled requests",
         """
@@ -170,6 +209,121 @@ _SQL = {
     " OR excluded.status = 'completed' THEN 'completed' ELSE 'pending' END,"
     " received_at = min(privacy_requests.received_at, excluded.received_at)",
 }
+
+
+def _scope(accounts: list[str] | None) -> str:
+    """The condition of a facts query: every account, or those of the `accounts` parameter."""
+    return "1" if accounts is None else "account IN (SELECT value FROM json_each(:accounts))"
+
+
+@dataclass(frozen=True)
+class _FactQuery:
+    """One query of facts(): rows starting with the account, and how a row adds to its facts."""
+
+    what: str
+    sql: str  # {scope} is the account condition; :week and :today are parameters
+    add: Callable[[AccountFacts, tuple[Any, ...]], None]
+
+
+def _add_credential(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    _, system, policy, changed, valid, checked = row
+    facts.credentials.append((system, policy, changed, bool(valid), checked))
+
+
+def _add_api(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.api.append(row[1:])
+
+
+def _add_first_day(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.web_first_day = row[1]
+
+
+def _add_weeks(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.web_weeks = row[1:]
+
+
+def _add_pages(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.web_pages_last_week = row[1]
+
+
+def _add_latest_run(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    _, facts.sync_last_started_at, finished = row
+    facts.sync_latest_finished = finished is not None
+
+
+def _add_last_success(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    facts.sync_last_success_at = row[1]
+
+
+def _add_last_finish(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    _, facts.sync_last_finished_at, facts.sync_last_duration = row
+
+
+def _add_privacy(facts: AccountFacts, row: tuple[Any, ...]) -> None:
+    _, facts.privacy_pending, facts.privacy_oldest_pending_at = row
+
+
+_FACT_QUERIES = (
+    _FactQuery(
+        "credentials",
+        "SELECT account, system, policy, password_changed_at, valid, checked_at"
+        " FROM credentials WHERE {scope}",
+        _add_credential,
+    ),
+    _FactQuery(
+        "API usage",
+        "SELECT account, platform, used, daily_limit, window_start FROM api_usage WHERE {scope}",
+        _add_api,
+    ),
+    _FactQuery(
+        "first web day", "SELECT account, first_day FROM web_accounts WHERE {scope}", _add_first_day
+    ),
+    _FactQuery(
+        "weekly web visits",
+        "SELECT account,"
+        " SUM(CASE WHEN day >= :week THEN visits ELSE 0 END),"
+        " SUM(CASE WHEN day >= :week - 7 AND day < :week THEN visits ELSE 0 END),"
+        " SUM(CASE WHEN day >= :week - 14 AND day < :week - 7 THEN visits ELSE 0 END),"
+        " SUM(CASE WHEN day >= :week - 21 AND day < :week - 14 THEN visits ELSE 0 END),"
+        " SUM(CASE WHEN day < :week - 21 THEN visits ELSE 0 END)"
+        " FROM web_daily WHERE day >= :week - 28 AND day < :today AND {scope} GROUP BY account",
+        _add_weeks,
+    ),
+    # Driven by web_accounts, each count is a range read of one account's primary-key
+    # prefix: about 3x faster than one grouped scan of web_visits.
+    _FactQuery(
+        "pages tracked",
+        "SELECT account, (SELECT COUNT(DISTINCT page) FROM web_visits w"
+        " WHERE w.account = web_accounts.account AND w.day >= :week AND w.day < :today"
+        " AND w.visits > 0) FROM web_accounts WHERE {scope}",
+        _add_pages,
+    ),
+    # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
+    _FactQuery(
+        "latest sync run",
+        "SELECT account, MAX(started_at), finished_at FROM sync_runs WHERE {scope}"
+        " GROUP BY account",
+        _add_latest_run,
+    ),
+    _FactQuery(
+        "last successful sync",
+        "SELECT account, MAX(finished_at) FROM sync_runs WHERE status = 'success' AND {scope}"
+        " GROUP BY account",
+        _add_last_success,
+    ),
+    _FactQuery(
+        "last finished sync",
+        "SELECT account, MAX(finished_at), finished_at - started_at FROM sync_runs"
+        " WHERE finished_at IS NOT NULL AND {scope} GROUP BY account",
+        _add_last_finish,
+    ),
+    _FactQuery(
+        "pending privacy requests",
+        "SELECT account, COUNT(*), MIN(received_at) FROM privacy_requests"
+        " WHERE status = 'pending' AND {scope} GROUP BY account",
+        _add_privacy,
+    ),
+)
 
 
 class SqliteFactStore:
@@ -252,6 +406,10 @@ class SqliteFactStore:
             for kind, rows in groups.items():
                 if rows:
                     conn.executemany(_SQL[kind], rows)
+            if groups["web_visits"]:
+                errors = self._check_daily_visits(conn, events)
+                if errors:
+                    raise BatchRejected(errors)
             if first_days:
                 conn.executemany(
                     "INSERT INTO web_accounts (account, first_day) VALUES (?, ?)"
@@ -304,6 +462,30 @@ class SqliteFactStore:
                 if event[3] < started:
                     errors.append(EventError(index, "at", "is before the run's sync_started"))
         return errors
+
+    @staticmethod
+    def _check_daily_visits(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventError]:
+        """An account's visits of one day, all pages together (web_daily, now that the batch's
+        pages are in), stay within MAX_DAILY_VISITS; the last event of a day over it is named."""
+        last: dict[tuple[str, int], int] = {}
+        for index, event in enumerate(events):
+            if event[0] == "web_visits":
+                last[(event[1], event[2])] = index
+        over = conn.execute(
+            "SELECT d.account, d.day FROM json_each(?) j JOIN web_daily d"
+            " ON d.account = json_extract(j.value, '$[0]')"
+            " AND d.day = json_extract(j.value, '$[1]') WHERE d.visits > ?",
+            (json.dumps(list(last)), MAX_DAILY_VISITS),
+        ).fetchall()
+        return [
+            EventError(
+                last[(account, day)],
+                "visits",
+                f"brings the visits of account {account[:80]!r} on {day_to_iso(day)}, all pages "
+                f"together, over the maximum of {MAX_DAILY_VISITS} for one account on one day",
+            )
+            for account, day in sorted(over)
+        ]
 
     # -- retention -------------------------------------------------------------------------
     # Each call is one short write transaction of at most `limit` rows, found through an
@@ -435,103 +617,53 @@ class SqliteFactStore:
 
         `today` is the current UTC day (days since the epoch): the last week is days
         today-7 .. today-1, the four weeks before it today-35 .. today-8.
+
+        Each query reads every account in scope at once. When one fails (an integer overflow
+        in one account's sum, a damaged page of the file), it is read again one account at a
+        time, and only the accounts whose reads still fail get a `problem`.
         """
-        args: tuple[str, ...] = ()
-        if accounts is None:
-            where = and_where = ""
-        else:
-            where = " WHERE account IN (SELECT value FROM json_each(?))"
-            and_where = " AND account IN (SELECT value FROM json_each(?))"
-            args = (json.dumps(sorted(set(accounts))),)
+        scope = None if accounts is None else sorted(set(accounts))
+        params = {"week": today - 7, "today": today}
         result: dict[str, AccountFacts] = {}
         # One consistent snapshot across the queries below.
         with self.db.read() as conn:
+            sql = "SELECT account, name, last_event_at FROM accounts WHERE "
             for account, name, last_event_at in conn.execute(
-                "SELECT account, name, last_event_at FROM accounts" + where, args
+                sql + _scope(scope), {"accounts": json.dumps(scope)}
             ):
                 result[account] = AccountFacts(account, name, last_event_at)
-
-            def facts_of(account: str) -> AccountFacts:
-                found = result.get(account)
-                if found is None:  # cannot happen: every event upserts its account
-                    found = result[account] = AccountFacts(account)
-                return found
-
-            for account, system, policy, changed, valid, checked in conn.execute(
-                "SELECT account, system, policy, password_changed_at, valid, checked_at"
-                " FROM credentials" + where,
-                args,
-            ):
-                facts_of(account).credentials.append(
-                    (system, policy, changed, bool(valid), checked)
-                )
-            for account, platform, used, limit, window_start in conn.execute(
-                "SELECT account, platform, used, daily_limit, window_start FROM api_usage" + where,
-                args,
-            ):
-                facts_of(account).api.append((platform, used, limit, window_start))
-            for account, first_day in conn.execute(
-                "SELECT account, first_day FROM web_accounts" + where, args
-            ):
-                facts_of(account).web_first_day = first_day
-            week = today - 7
-            for account, *weeks in conn.execute(
-                "SELECT account,"
-                " SUM(CASE WHEN day >= ?1 THEN visits ELSE 0 END),"
-                " SUM(CASE WHEN day >= ?1 - 7 AND day < ?1 THEN visits ELSE 0 END),"
-                " SUM(CASE WHEN day >= ?1 - 14 AND day < ?1 - 7 THEN visits ELSE 0 END),"
-                " SUM(CASE WHEN day >= ?1 - 21 AND day < ?1 - 14 THEN visits ELSE 0 END),"
-                " SUM(CASE WHEN day < ?1 - 21 THEN visits ELSE 0 END)"
-                " FROM web_daily WHERE day >= ?1 - 28 AND day < ?2"
-                + and_where.replace("?", "?3")
-                + " GROUP BY account",
-                (week, today, *args),
-            ):
-                facts_of(account).web_weeks = tuple(weeks)
-            # Driven by web_accounts, each count is a range read of one account's primary-key
-            # prefix: about 3x faster than one grouped scan of web_visits.
-            for account, pages in conn.execute(
-                "SELECT a.account, (SELECT COUNT(DISTINCT page) FROM web_visits w"
-                " WHERE w.account = a.account AND w.day >= ?1 AND w.day < ?2"
-                " AND w.visits > 0) FROM web_accounts a"
-                + where.replace("?", "?3").replace("account IN", "a.account IN"),
-                (week, today, *args),
-            ):
-                facts_of(account).web_pages_last_week = pages
-            # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
-            for account, started, finished in conn.execute(
-                "SELECT account, MAX(started_at), finished_at FROM sync_runs"
-                + where
-                + " GROUP BY account",
-                args,
-            ):
-                found = facts_of(account)
-                found.sync_last_started_at = started
-                found.sync_latest_finished = finished is not None
-            for account, finished in conn.execute(
-                "SELECT account, MAX(finished_at) FROM sync_runs WHERE status = 'success'"
-                + and_where
-                + " GROUP BY account",
-                args,
-            ):
-                facts_of(account).sync_last_success_at = finished
-            for account, finished, duration in conn.execute(
-                "SELECT account, MAX(finished_at), finished_at - started_at FROM sync_runs"
-                " WHERE finished_at IS NOT NULL" + and_where + " GROUP BY account",
-                args,
-            ):
-                found = facts_of(account)
-                found.sync_last_finished_at = finished
-                found.sync_last_duration = duration
-            for account, pending, oldest in conn.execute(
-                "SELECT account, COUNT(*), MIN(received_at) FROM privacy_requests"
-                " WHERE status = 'pending'" + and_where + " GROUP BY account",
-                args,
-            ):
-                found = facts_of(account)
-                found.privacy_pending = pending
-                found.privacy_oldest_pending_at = oldest
+            for query in _FACT_QUERIES:
+                for row in self._read(conn, query, scope, params, result):
+                    facts = result.get(row[0])
+                    if facts is None:  # cannot happen: every event upserts its account
+                        facts = result[row[0]] = AccountFacts(row[0])
+                    query.add(facts, row)
         return result
+
+    @staticmethod
+    def _read(
+        conn: sqlite3.Connection,
+        query: _FactQuery,
+        scope: list[str] | None,
+        params: dict[str, Any],
+        result: dict[str, AccountFacts],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `query` for the accounts in scope that can be read; see facts()."""
+        try:
+            return conn.execute(
+                query.sql.format(scope=_scope(scope)), {**params, "accounts": json.dumps(scope)}
+            ).fetchall()
+        except sqlite3.Error:
+            pass
+        rows: list[tuple[Any, ...]] = []
+        sql = query.sql.format(scope=_scope([]))
+        for account in list(result) if scope is None else scope:
+            try:
+                rows += conn.execute(sql, {**params, "accounts": json.dumps([account])})
+            except sqlite3.Error as error:
+                facts = result.setdefault(account, AccountFacts(account))
+                facts.problem = f"reading its {query.what}: {error}"
+        return rows
 
     def check(self) -> None:
         """Raises StoreError when the store cannot be read (for /healthz)."""

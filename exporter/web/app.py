@@ -9,10 +9,11 @@ in one :class:`sysnotify.exporter.web.state.ExporterState` that views reach thro
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +25,8 @@ from sysnotify.exporter.store.backends import open_fact_store
 from sysnotify.exporter.web import health, ingest
 from sysnotify.exporter.web.responses import json_response
 from sysnotify.exporter.web.state import EXTENSION, ExporterState
+
+log = logging.getLogger("gunicorn.error")
 
 
 def create_app(
@@ -47,11 +50,23 @@ def create_app(
     )
     app.register_blueprint(ingest.bp)
     app.register_blueprint(health.bp)
-    app.register_error_handler(404, _http_error)
-    app.register_error_handler(405, _http_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
     return app
 
 
 def _http_error(error: HTTPException) -> Response:
-    """Unknown paths and methods answer JSON like the API does."""
-    return json_response(error.code or 500, {"error": error.name})
+    """Every HTTP error (unknown paths and methods included) answers JSON like the API does,
+    with the error's own headers (such as Allow)."""
+    headers = {name: value for name, value in error.get_headers() if name != "Content-Type"}
+    return json_response(error.code or 500, {"error": error.name}, headers)
+
+
+def _internal_error(error: Exception) -> Response:
+    """A bug answers a JSON 500, never Flask's HTML page, and is logged with its traceback.
+
+    The ingest API applies a batch in one transaction, so a 500 has applied nothing, and the
+    platform's sender may retry it like a 503.
+    """
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    return json_response(500, {"error": "internal server error"})

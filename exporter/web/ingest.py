@@ -54,7 +54,7 @@ def ingest() -> Response:
     objs = payload.get("events")
     if not isinstance(objs, list):
         return _bad_request(stats, '"events" must be a list of event objects')
-    events, errors = validate_events(objs)
+    events, errors = validate_events(objs, config.event_window(exporter.clock()))
     try:
         if errors:
             raise BatchRejected(errors)

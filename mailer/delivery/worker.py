@@ -2,15 +2,26 @@
 
 Every gunicorn worker runs its own delivery thread(s), each with its own SMTP connection (or,
 with `delivery.enabled: false`, a `sysnotify-mailer deliver --watch` process runs them).
-They never send the same row twice at the same time: rows are claimed atomically with a lease
-(claimed_by, lease_until), a batch of up to `claim_batch` in one transaction, and each is
-marked sent in its own transaction right after the SMTP server accepted it. A claimed row is
-only started while at least `send_budget` (twice the SMTP timeout) of its lease is left, the
-same margin a single claimed row has; later rows of the batch are given back. A worker
-killed at any moment leaves at most its claimed rows behind; their lease expires and another
-worker (or the restarted one) sends them. The only possible
-duplicate is the email that the SMTP server had accepted when the kill came, before the
-"sent" commit: at most one message per delivery thread.
+They never send the same row at the same time:
+
+- Rows are claimed atomically under a lease (claimed_by, lease_until, and a claim generation
+  counted up by every claim), a batch of up to `claim_batch` in one transaction. A claimed row
+  is only started while at least `lease_margin` (twice the SMTP timeout) of its lease is
+  left; later rows of the batch are given back.
+- While an email is sent, its lease is kept at least `lease_margin` ahead, extended under its
+  claim at each SMTP step (delivery.lease): the end of data goes out only while the claim
+  outlasts the message and the answer to it. A row another worker claimed meanwhile is not
+  sent.
+- Every change of a row (sent, retry, failed, given back) names the claim it was taken under;
+  a stale claim changes nothing, and that is logged and counted (delivery.queue).
+- Once the SMTP server has accepted an email, that fact is kept until the store records it:
+  when the "sent" mark fails (the store locked past its busy timeout, a disk error), it is
+  tried again before anything else is sent, and the email is never sent again by this thread.
+
+A worker killed at any moment leaves at most its claimed rows behind; their lease expires and
+another worker (or the restarted one) sends them. The only possible duplicate is the email
+that the SMTP server had accepted when the kill came, before its "sent" mark was committed:
+at most one message per delivery thread.
 
 Transient failures (connection, timeout, 4xx) are retried with exponential backoff and full
 jitter, capped; after `max_attempts` or `max_age` the row is failed. Permanent failures (5xx,
@@ -38,9 +49,10 @@ from typing import Protocol
 from sysnotify.mailer import counters
 from sysnotify.mailer.catalog import Catalog
 from sysnotify.mailer.config import DeliveryConfig, RetentionConfig
+from sysnotify.mailer.delivery.lease import ClaimLost, LeaseKeeper
 from sysnotify.mailer.delivery.message import OutgoingMessage, build_message
 from sysnotify.mailer.delivery.queue import Queue, tracking_headers
-from sysnotify.mailer.delivery.smtp import PermanentSendError, SendError
+from sysnotify.mailer.delivery.smtp import KeepClaim, PermanentSendError, SendError
 from sysnotify.mailer.model import Brand, EmailRequest, RenderedEmail
 from sysnotify.mailer.retention import Pruner
 from sysnotify.mailer.store import OutboxRow, Store, StoreError
@@ -56,7 +68,12 @@ class RendererLike(Protocol):
 
 
 class SenderLike(Protocol):
-    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None: ...
+    def send(
+        self, message: OutgoingMessage, sender: str, recipient: str, keep_claim: KeepClaim
+    ) -> None:
+        """Sends the message, calling `keep_claim` before every SMTP step; whatever that
+        raises stops the send before the end of data and passes through."""
+        ...
 
     def close(self) -> None: ...
 
@@ -94,11 +111,12 @@ class DeliveryWorker:
         state_retention: float,
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
-        send_budget: float | None = None,
+        lease_margin: float | None = None,
         retention: RetentionConfig | None = None,
     ) -> None:
-        """:param send_budget: the longest one send may take (default: half the lease); a
-        claimed row is not started with less than this left of its lease.
+        """:param lease_margin: the lease a send must have left before each SMTP step, the
+        longest stretch between two of them (default: half the lease); a claimed row
+        is not started with less than this left, and a send extends its lease to keep it.
         :param retention: how long finished emails and undeliverable notes are kept
         (default: the declared defaults)."""
         self.store = store
@@ -114,8 +132,11 @@ class DeliveryWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consecutive_failures = 0
-        self.send_budget = config.lease_seconds / 2 if send_budget is None else send_budget
+        self.lease_margin = config.lease_seconds / 2 if lease_margin is None else lease_margin
         self._claimed: deque[OutboxRow] = deque()
+        # An email the SMTP server accepted whose "sent" mark the store has not taken yet,
+        # with the time it was accepted.
+        self._unrecorded: tuple[OutboxRow, float] | None = None
         self._renders: OrderedDict[tuple[str, str], RenderedEmail] = OrderedDict()
         self._start_deadline = 0.0
         self.pruner = Pruner(
@@ -126,7 +147,14 @@ class DeliveryWorker:
 
     def run_once(self) -> str | None:
         """Handles one due row, claiming a batch when none is left over from the last one;
-        returns "sent", "retry", "failed" or None (idle)."""
+        returns "sent", "retry", "failed", "fenced" (the row was claimed again by another
+        worker meanwhile: it has it now) or None (idle).
+
+        :raise StoreError: the store failed; an email already accepted by the SMTP server is
+            then recorded by the next call, before anything else is sent.
+        """
+        if self._unrecorded is not None:
+            return self._record_sent()
         row = self._next_row()
         if row is None:
             return None
@@ -139,13 +167,17 @@ class DeliveryWorker:
             self.release_claimed()
         if not self._claimed:
             self._claimed.extend(self.queue.claim_batch(now, self.config.claim_batch))
-            self._start_deadline = now + self.config.lease_seconds - self.send_budget
+            self._start_deadline = now + self.config.lease_seconds - self.lease_margin
         return self._claimed.popleft() if self._claimed else None
 
     def release_claimed(self) -> None:
-        """Gives back the claimed rows not yet started (on shutdown or an expiring lease)."""
+        """Gives back the claimed rows not yet started (on shutdown or an expiring lease);
+        a row whose lease has run out is free already and may be another worker's now."""
+        now = self.clock()
         while self._claimed:
-            self.queue.release(self._claimed.popleft())
+            row = self._claimed.popleft()
+            if row.claim.lease_until > now:
+                self.queue.release(row)
 
     def drain(self, limit: int = 10_000) -> dict[str, int]:
         """Handles due rows until none is due (or `limit`); returns outcome counts."""
@@ -194,22 +226,53 @@ class DeliveryWorker:
                 row.phase,
                 redacted(error, row.recipient),
             )
-            self.queue.mark_failed(row, self.clock(), f"prepare message: {error}", None)
-            return "failed"
+            return self._finished(
+                self.queue.mark_failed(row, self.clock(), f"prepare message: {error}", None),
+                "failed",
+            )
+        keeper = LeaseKeeper(self.queue, row, self.lease_margin, self.clock)
         try:
-            self.sender.send(message, self.brand.sender_address, row.recipient)
+            self.sender.send(message, self.brand.sender_address, row.recipient, keeper.keep)
+        except ClaimLost as lost:
+            log.info("deliver email %d: not sent: %s", row.id, lost)
+            return "fenced"
         except PermanentSendError as error:
             log.error(
                 "deliver email %d: permanent failure: %s", row.id, redacted(error, row.recipient)
             )
-            self.queue.mark_failed(row, self.clock(), str(error), "permanent")
             self._consecutive_failures = 0
-            return "failed"
+            return self._finished(
+                self.queue.mark_failed(row, self.clock(), str(error), "permanent"), "failed"
+            )
         except SendError as error:
             return self._transient(row, error)
         self._consecutive_failures = 0
-        self.queue.mark_sent(row, self.clock(), counters.LATENCY_BUCKETS)
-        return "sent"
+        self._unrecorded = (row, self.clock())
+        return self._record_sent()
+
+    def _record_sent(self) -> str:
+        """Records the SMTP server's acceptance of the email in hand. When the store fails,
+        the fact stays in hand and `run_once` records it before anything else is sent."""
+        assert self._unrecorded is not None
+        row, accepted_at = self._unrecorded
+        try:
+            recorded = self.queue.mark_sent(row, accepted_at, counters.LATENCY_BUCKETS)
+        except StoreError as error:
+            log.error(
+                "deliver email %d: accepted by the SMTP server, but not recorded as sent yet "
+                "(%s); recording it comes before any other email",
+                row.id,
+                error,
+            )
+            raise
+        self._unrecorded = None
+        return self._finished(recorded, "sent")
+
+    @staticmethod
+    def _finished(held: bool, outcome: str) -> str:
+        """The outcome of a row's change: `outcome`, or "fenced" when another worker had
+        claimed the row meanwhile (the change was refused, logged and counted)."""
+        return outcome if held else "fenced"
 
     def _transient(self, row: OutboxRow, error: SendError) -> str:
         now = self.clock()
@@ -221,16 +284,17 @@ class DeliveryWorker:
             log.error(
                 "deliver email %d: giving up (%s): %s", row.id, why, redacted(error, row.recipient)
             )
-            self.queue.mark_failed(row, now, f"gave up after {why}: {error}", "transient")
-            return "failed"
+            return self._finished(
+                self.queue.mark_failed(row, now, f"gave up after {why}: {error}", "transient"),
+                "failed",
+            )
         delay = backoff_delay(
             attempts, self.config.backoff_initial_seconds, self.config.backoff_max_seconds
         )
         log.warning(
             "deliver email %d: %s; retry in %.1fs", row.id, redacted(error, row.recipient), delay
         )
-        self.queue.retry_later(row, now, now + delay, str(error))
-        return "retry"
+        return self._finished(self.queue.retry_later(row, now, now + delay, str(error)), "retry")
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -261,7 +325,9 @@ class DeliveryWorker:
             except Exception:  # noqa: BLE001 - the thread must survive any bug in one row
                 log.exception("delivery: unexpected error")
                 outcome = None
-            if outcome == "sent" or (outcome == "failed" and not self._consecutive_failures):
+            if outcome in ("sent", "fenced") or (
+                outcome == "failed" and not self._consecutive_failures
+            ):
                 continue  # more may be due right away
             delay = (
                 self.idle_delay()
@@ -270,6 +336,15 @@ class DeliveryWorker:
             )
             self.wakeup.wait(delay)
             self.wakeup.clear()
+        if self._unrecorded is not None:
+            try:
+                self._record_sent()
+            except StoreError:
+                log.error(
+                    "delivery stops with email %d accepted by the SMTP server but not recorded "
+                    "as sent: it is sent again once its lease runs out",
+                    self._unrecorded[0].id,
+                )
         try:
             self.release_claimed()
         except StoreError as error:  # their lease expires; another worker sends them then

@@ -3,7 +3,8 @@
 The parts and what they need:
 - intake: one `IntakeTransaction` per webhook (the alert states, the recipients, the outbox
   rows, the undeliverable notes and the counters, committed together or not at all);
-- delivery: claiming outbox rows under a lease and marking them sent, retried or failed;
+- delivery: claiming outbox rows under a lease and marking them sent, retried or failed, each
+  change checked against the claim it was made under (`Claim`);
 - retention: deleting what is no longer needed, a bounded batch per transaction;
 - the recipient registry: one `RecipientTransaction` per change;
 - the admin API, /metrics and /readyz: read-only reports and a write probe.
@@ -25,6 +26,7 @@ from sysnotify.mailer.intake.decide import AlertState
 from sysnotify.sqlite import StoreError
 
 __all__ = [
+    "Claim",
     "CounterChange",
     "IntakeTransaction",
     "MetricsSnapshot",
@@ -67,6 +69,21 @@ class NewEmail:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Who holds an outbox row, and which of its claims this is.
+
+    Every claim of a row counts its generation up, so a worker whose lease ran out while it
+    was stalled (a slow SMTP server, a locked store) holds a stale claim once the row is
+    claimed again, even by the same worker: every change of the row names its claim, and a
+    stale claim changes nothing (the change is *fenced off*).
+    """
+
+    worker_id: str
+    generation: int
+    lease_until: float  # as claimed; extensions move it later
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     """A claimed outbox row, as delivery sees it."""
 
@@ -81,6 +98,7 @@ class OutboxRow:
     received_at: float
     queued_at: float
     attempts: int
+    claim: Claim
 
 
 @dataclass(frozen=True)
@@ -174,27 +192,41 @@ class Store(Protocol):
         ...
 
     # -- delivery -------------------------------------------------------------------------
+    #
+    # Every change of a claimed row takes effect only while `row.claim` still holds it (the
+    # same worker and generation, the row still pending); a lease that merely ran out does not
+    # matter as long as nobody claimed the row since. Otherwise the change is fenced off: the
+    # row is left as its current holder has it, the method returns False, and the store
+    # counts it (counters.DELIVERY_FENCED, by action) in the same transaction.
 
     def claim_batch(
         self, worker_id: str, now: float, lease_until: float, limit: int
     ) -> list[OutboxRow]:
         """Atomically takes up to `limit` due rows (unclaimed, or with an expired lease),
-        oldest first, under one lease."""
+        oldest first, under one lease and a new claim generation each."""
+        ...
+
+    def extend_lease(self, row: OutboxRow, lease_until: float) -> bool:
+        """Moves the lease of a row still held by `row.claim` to `lease_until`."""
         ...
 
     def mark_sent(self, row: OutboxRow, now: float, counted: Iterable[CounterChange]) -> bool:
-        """Marks a pending row sent and counts `counted` with it; False when the row was no
-        longer pending (nothing is counted then)."""
+        """Marks the row sent and counts `counted` with it. True as well when this claim
+        already marked it sent (a mark retried after its commit was reported failed), then
+        without counting again."""
         ...
 
-    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> None: ...
-
-    def release(self, row: OutboxRow, worker_id: str) -> None:
-        """Gives a row back untouched, if `worker_id` still holds it."""
+    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> bool:
+        """Counts an attempt and gives the row back until `next_attempt_at`; the transient
+        SMTP error is counted either way."""
         ...
 
-    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> None:
-        """Gives up on a pending row; `smtp_kind` counts the last SMTP attempt."""
+    def release(self, row: OutboxRow) -> bool:
+        """Gives the row back untouched."""
+        ...
+
+    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> bool:
+        """Gives up on the row; `smtp_kind` counts the last SMTP attempt (either way)."""
         ...
 
     def forget_alert_states(self, seen_before: float) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from sysnotify.mailer import counters
 from sysnotify.mailer.intake.decide import AlertState
 from sysnotify.mailer.store import (
+    Claim,
     CounterChange,
     MetricsSnapshot,
     NewEmail,
@@ -109,6 +110,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
     Migration(
+        3,
+        "outbox claim generation: a row is changed only under the claim that holds it",
+        """
+    -- Counted up by every claim; with claimed_by it names the claim a change is made under.
+    -- claimed_by stays set on sent and failed rows: who finished them.
+    ALTER TABLE outbox ADD COLUMN claim_generation INTEGER NOT NULL DEFAULT 0;
+    """,
+    ),
+    Migration(
         6,
         "indexes for retention: finished outbox rows and undeliverable notes by age",
         """
@@ -117,6 +127,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
 )
+
+# A row still held by a claim: the same worker and generation, and still to be sent.
+_HELD_BY_CLAIM = "id = ? AND claimed_by = ? AND claim_generation = ? AND status = 'pending'"
 
 _INCREMENT = (
     "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
@@ -127,6 +140,14 @@ _INCREMENT = (
 def increment_all(tx: sqlite3.Connection, changes: Iterable[CounterChange]) -> None:
     """Adds to several counters (name, label, amount), inside the caller's transaction."""
     tx.executemany(_INCREMENT, [change for change in changes if change[2]])
+
+
+def _claim_of(row: OutboxRow) -> tuple[int, str, int]:
+    return (row.id, row.claim.worker_id, row.claim.generation)
+
+
+def _count_fenced(tx: sqlite3.Connection, action: str) -> None:
+    increment_all(tx, [(counters.DELIVERY_FENCED, action, 1)])
 
 
 def _state(row: sqlite3.Row) -> AlertState:
@@ -176,6 +197,7 @@ def _outbox_row(row: sqlite3.Row) -> OutboxRow:
         row["received_at"],
         row["queued_at"],
         row["attempts"],
+        Claim(row["claimed_by"], row["claim_generation"], row["lease_until"]),
     )
 
 
@@ -365,7 +387,8 @@ class SqliteStore:
     ) -> list[OutboxRow]:
         with self.db.write() as tx:
             rows = tx.execute(
-                "UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN ("
+                "UPDATE outbox SET claimed_by = ?, lease_until = ?,"
+                " claim_generation = claim_generation + 1 WHERE id IN ("
                 " SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id"
                 " LIMIT ?) RETURNING *",
@@ -375,51 +398,76 @@ class SqliteStore:
         rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
         return [_outbox_row(row) for row in rows]
 
+    def extend_lease(self, row: OutboxRow, lease_until: float) -> bool:
+        with self.db.write() as tx:
+            held = tx.execute(
+                f"UPDATE outbox SET lease_until = ? WHERE {_HELD_BY_CLAIM}",
+                (lease_until, *_claim_of(row)),
+            ).rowcount
+            if not held:
+                _count_fenced(tx, "extend")
+        return bool(held)
+
     def mark_sent(self, row: OutboxRow, now: float, counted: Iterable[CounterChange]) -> bool:
         with self.db.write() as tx:
-            cursor = tx.execute(
-                "UPDATE outbox SET status = 'sent', finished_at = ?, claimed_by = NULL,"
-                " lease_until = NULL, attempts = attempts + 1, last_error = ''"
-                " WHERE id = ? AND status = 'pending'",
-                (now, row.id),
-            )
-            if not cursor.rowcount:
-                return False
-            increment_all(tx, counted)
-        return True
+            if tx.execute(
+                "UPDATE outbox SET status = 'sent', finished_at = ?, lease_until = NULL,"
+                f" attempts = attempts + 1, last_error = '' WHERE {_HELD_BY_CLAIM}",
+                (now, *_claim_of(row)),
+            ).rowcount:
+                increment_all(tx, counted)
+                return True
+            if tx.execute(
+                "SELECT 1 FROM outbox WHERE id = ? AND claimed_by = ? AND claim_generation = ?"
+                " AND status = 'sent'",
+                _claim_of(row),
+            ).fetchone():
+                return True  # this claim's mark committed before; counted then
+            _count_fenced(tx, "sent")
+        return False
 
-    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> None:
+    def retry_later(self, row: OutboxRow, next_attempt_at: float, error: str) -> bool:
         with self.db.write() as tx:
-            tx.execute(
+            held = tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
-                " claimed_by = NULL, lease_until = NULL WHERE id = ? AND status = 'pending'",
-                (next_attempt_at, error[:1000], row.id),
-            )
-            increment_all(tx, [(counters.SMTP_ERRORS, "transient", 1)])
-
-    def release(self, row: OutboxRow, worker_id: str) -> None:
-        with self.db.write() as tx:
-            tx.execute(
-                "UPDATE outbox SET claimed_by = NULL, lease_until = NULL "
-                "WHERE id = ? AND claimed_by = ?",
-                (row.id, worker_id),
-            )
-
-    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> None:
-        with self.db.write() as tx:
-            cursor = tx.execute(
-                "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?,"
-                " attempts = attempts + 1, claimed_by = NULL, lease_until = NULL"
-                " WHERE id = ? AND status = 'pending'",
-                (now, error[:1000], row.id),
-            )
+                f" claimed_by = NULL, lease_until = NULL WHERE {_HELD_BY_CLAIM}",
+                (next_attempt_at, error[:1000], *_claim_of(row)),
+            ).rowcount
             increment_all(
                 tx,
                 [
-                    (counters.EMAILS_FAILED, row.notification, 1 if cursor.rowcount else 0),
-                    (counters.SMTP_ERRORS, smtp_kind or "", 1 if smtp_kind else 0),
+                    (counters.SMTP_ERRORS, "transient", 1),
+                    (counters.DELIVERY_FENCED, "retry", 0 if held else 1),
                 ],
             )
+        return bool(held)
+
+    def release(self, row: OutboxRow) -> bool:
+        with self.db.write() as tx:
+            held = tx.execute(
+                f"UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE {_HELD_BY_CLAIM}",
+                _claim_of(row),
+            ).rowcount
+            if not held:
+                _count_fenced(tx, "release")
+        return bool(held)
+
+    def mark_failed(self, row: OutboxRow, now: float, error: str, smtp_kind: str | None) -> bool:
+        with self.db.write() as tx:
+            held = tx.execute(
+                "UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?,"
+                f" attempts = attempts + 1, lease_until = NULL WHERE {_HELD_BY_CLAIM}",
+                (now, error[:1000], *_claim_of(row)),
+            ).rowcount
+            increment_all(
+                tx,
+                [
+                    (counters.EMAILS_FAILED, row.notification, 1 if held else 0),
+                    (counters.SMTP_ERRORS, smtp_kind or "", 1 if smtp_kind else 0),
+                    (counters.DELIVERY_FENCED, "failed", 0 if held else 1),
+                ],
+            )
+        return bool(held)
 
     def forget_alert_states(self, seen_before: float) -> int:
         with self.db.write() as tx:

@@ -2,12 +2,15 @@
 
 The factory loads and validates the config (SYSNOTIFY_MAILER_CONFIG), migrates the store,
 checks that every template renders, registers the blueprints and starts the delivery
-thread(s) of this process. Each gunicorn worker calls it after the fork (do not use
-`--preload`, or the delivery threads would be started in the master and die at fork).
+thread(s) of this process, and in a gunicorn worker the thread that adds the webhook's
+refused answers to the store's counters (sysnotify.mailer.deferred_counters). Each gunicorn
+worker calls it after the fork (do not use `--preload`, or the threads would be started in
+the master and die at fork).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -17,13 +20,19 @@ from werkzeug.exceptions import HTTPException
 
 from sysnotify.mailer.build import build_mailer, freeze_startup_objects
 from sysnotify.mailer.config import MailerConfig, load_config
+from sysnotify.mailer.deferred_counters import DeferredCounters
 from sysnotify.mailer.delivery.worker import RendererLike, SenderLike
 from sysnotify.mailer.rendering.renderer import Renderer
 from sysnotify.mailer.web import admin, health, webhook
-from sysnotify.mailer.web.context import EXTENSION, mailer_of
-
-__all__ = ["create_app", "freeze_startup_objects", "mailer_of"]
+from sysnotify.mailer.web.context import (
+    DEFERRED_COUNTERS,
+    EXTENSION,
+    deferred_counters_of,
+    mailer_of,
+)
 from sysnotify.mailer.web.preview import create_preview_blueprint
+
+__all__ = ["create_app", "deferred_counters_of", "freeze_startup_objects", "mailer_of"]
 
 
 def _use_gunicorn_logging(app: Flask) -> None:
@@ -61,6 +70,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.webhook.max_body_bytes
     mailer = build_mailer(config, renderer=renderer, sender_factory=sender_factory, clock=clock)
     app.extensions[EXTENSION] = mailer
+    deferred = DeferredCounters(mailer.store)
+    app.extensions[DEFERRED_COUNTERS] = deferred
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(admin.bp)
@@ -85,6 +96,10 @@ def create_app(
         return jsonify({"status": "error", "code": 500, "error": "internal error"}), 500
 
     if long_lived:
+        # A gunicorn worker adds its deferred counts to the store every few seconds and when
+        # it exits; an app built for a test or a tool keeps them until flushed.
+        deferred.start()
+        atexit.register(deferred.stop)
         freeze_startup_objects()
     if config.delivery.enabled if start_delivery is None else start_delivery:
         mailer.start_delivery()

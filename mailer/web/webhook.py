@@ -3,7 +3,9 @@
 A view only authenticates, decodes, stores (sysnotify.mailer.intake.transaction) and maps the
 outcome to HTTP, following Alertmanager's retry rules: 2xx once stored; 5xx only when storing failed
 (Alertmanager retries 5xx); 4xx for a request it must not retry (bad token, bad JSON,
-oversize, wrong shape). Every answer is counted by status code.
+oversize, wrong shape). Every answer is counted by status code: a 200 in the intake's own
+transaction, any other answer in memory, added to the store in batches
+(sysnotify.mailer.deferred_counters), so a refused request writes nothing.
 """
 
 from __future__ import annotations
@@ -20,17 +22,15 @@ from sysnotify.mailer import counters
 from sysnotify.mailer.intake.decide import Audience
 from sysnotify.mailer.intake.payload import PayloadError, parse
 from sysnotify.mailer.store import StoreError
-from sysnotify.mailer.web.context import current_mailer
+from sysnotify.mailer.web.context import current_deferred_counters, current_mailer
 
 bp = Blueprint("webhook", __name__)
 
 
 def count_answer(code: int) -> None:
-    """Counts a non-2xx answer; best effort (the store may be the reason for a 5xx)."""
-    try:
-        current_mailer().store.count([(counters.WEBHOOK_REQUESTS, str(code), 1)])
-    except StoreError as error:
-        current_app.logger.error("count webhook answer %d: %s", code, error)
+    """Counts a non-2xx answer in memory: no write for a request anyone can send, and a 503
+    is counted even while the store is what fails."""
+    current_deferred_counters().add(counters.WEBHOOK_REQUESTS, str(code))
 
 
 def _error(code: int, message: str, **details: Any) -> tuple[Response, int]:

@@ -9,9 +9,11 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from sysnotify.exporter import cli
 from sysnotify.exporter.cli import main
 from sysnotify.exporter.config import ConfigError, load_config
 from sysnotify.exporter.events import validate_events
@@ -19,8 +21,12 @@ from sysnotify.exporter.simulate import TROUBLES, Simulator
 from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.exporter import (
     BAD_EVENTS,
+    WINDOW,
+    Clock,
     account,
+    ago,
     api_usage,
+    credential,
     sync_finished,
     sync_started,
     web_visits,
@@ -46,6 +52,25 @@ def store_state(db: Path) -> tuple[int, int]:
 
 
 # -- ingest --------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def clock_at_now(monkeypatch):
+    """`ingest` checks event times against its clock: the events here are dated around NOW."""
+    monkeypatch.setattr(cli, "time", SimpleNamespace(time=Clock()))
+
+
+def test_ingest_refuses_times_outside_the_window_of_its_config(tmp_path, capsys):
+    path = write_lines(tmp_path / "e.jsonl", [account(), credential(checked_at=ago(days=50))])
+    config = tmp_path / "exporter.yml"
+    config.write_text("events_max_age: 40d\n")
+    args = ["ingest", str(path), "--db", str(tmp_path / "x.db")]
+    assert main([*args, "--config", str(config)]) == 1
+    assert "line 2: field 'checked_at': is more than 40 days in the past" in capsys.readouterr().err
+    assert main(args) == 0
+    config.write_text("events_max_age: 1d\n")
+    assert main([*args, "--config", str(config)]) == 2
+    assert "events_max_age: must be at least 36d" in capsys.readouterr().err
 
 
 def test_ingest_a_file(tmp_path, capsys):
@@ -126,9 +151,11 @@ def test_a_missing_file(tmp_path, capsys):
 
 def test_the_console_script_exits_non_zero(tmp_path):
     path = write_lines(tmp_path / "e.jsonl", [web_visits(visits=-1)])
+    config = tmp_path / "exporter.yml"
+    config.write_text("events_max_age: 36500d\n")  # its clock is the real one; NOW is fixed
     exe = Path(sys.executable).parent / "sysnotify-exporter"
     result = subprocess.run(
-        [str(exe), "ingest", str(path), "--db", str(tmp_path / "x.db")],
+        [str(exe), "ingest", str(path), "--db", str(tmp_path / "x.db"), "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -240,7 +267,7 @@ def test_simulate_is_reproducible_from_its_seed():
 def test_simulated_events_are_valid_and_apply(tmp_path):
     text = run_simulate("--accounts", "60", "--seed", "5")
     objs = [json.loads(line) for line in text.splitlines()]
-    events, errors = validate_events(objs)
+    events, errors = validate_events(objs, WINDOW)
     assert errors == []
     store = open_fact_store(tmp_path / "sim.db")
     store.apply(events)

@@ -8,6 +8,7 @@ from sysnotify.exporter.events import EVENT_TYPES, validate_event, validate_even
 from tests.support.exporter import (
     BAD_EVENTS,
     NOW,
+    WINDOW,
     account,
     api_usage,
     credential,
@@ -22,7 +23,7 @@ from tests.support.exporter import (
     "event, field, reason", [row[1:] for row in BAD_EVENTS], ids=[row[0] for row in BAD_EVENTS]
 )
 def test_bad_events_are_reported_with_field_and_reason(event, field, reason):
-    result, errors = validate_event(event, 3)
+    result, errors = validate_event(event, WINDOW, 3)
     assert result is None
     assert len(errors) == 1, errors
     assert errors[0].index == 3
@@ -31,12 +32,14 @@ def test_bad_events_are_reported_with_field_and_reason(event, field, reason):
 
 
 def test_every_missing_field_is_reported():
-    _, errors = validate_event({"type": "sync_finished", "account": "a", "extra": 1})
+    _, errors = validate_event({"type": "sync_finished", "account": "a", "extra": 1}, WINDOW)
     assert sorted(e.field for e in errors) == ["at", "extra", "run_id", "status"]
 
 
 def test_a_batch_reports_every_bad_event_with_its_index():
-    events, errors = validate_events([account(), web_visits(visits=-1), account(""), api_usage()])
+    events, errors = validate_events(
+        [account(), web_visits(visits=-1), account(""), api_usage()], WINDOW
+    )
     assert [(e.index, e.field) for e in errors] == [(1, "visits"), (2, "account")]
 
 
@@ -61,7 +64,7 @@ def test_a_batch_reports_every_bad_event_with_its_index():
     ids=lambda e: e["type"],
 )
 def test_good_events_pass(event):
-    result, errors = validate_event(event)
+    result, errors = validate_event(event, WINDOW)
     assert errors == []
     assert result[0] == event["type"] and result[1] == event["account"]
 
@@ -79,7 +82,7 @@ def test_every_type_is_covered_by_the_good_examples():
 
 
 def test_timestamps_become_epoch_seconds_and_days_become_day_numbers():
-    event, _ = validate_event(sync_started(at="2026-05-28T12:00:00+02:00"))
+    event, _ = validate_event(sync_started(at="2026-05-28T12:00:00+02:00"), WINDOW)
     assert event[3] == NOW
-    event, _ = validate_event(web_visits(day="1970-01-02"))
-    assert event[2] == 1
+    event, _ = validate_event(web_visits(day="2026-05-27"), WINDOW)
+    assert event[2] == int(NOW // 86400) - 1

@@ -5,6 +5,7 @@ values the facts imply."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -241,3 +242,106 @@ def test_prometheus_scrapes_the_values_the_facts_imply(exporter, binary, tmp_pat
             ],
         ).ok
         assert wait_for(url, 'abm_web_visits_last_week{account="acc-prom"} == 100')
+
+
+def metric_lines(url: str) -> dict[str, float]:
+    """`name{labels}` -> value of every sample /metrics answers (comments left out)."""
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_a_hostile_tenant_cannot_blind_the_others(exporter, tmp_path):
+    now = datetime.now(UTC)
+    good = [f"acc-good-{i}" for i in range(5)]
+    events = []
+    for acc in good:
+        events += [
+            {"type": "account", "account": acc, "name": f"Good {acc}"},
+            {
+                "type": "credential",
+                "account": acc,
+                "system": "hubspot",
+                "policy": "no_rotation",
+                "valid": True,
+                "checked_at": now.isoformat(),
+            },
+            *[
+                {
+                    "type": "web_visits",
+                    "account": acc,
+                    "day": (now.date() - timedelta(d)).isoformat(),
+                    "page": "/",
+                    "visits": 10,
+                }
+                for d in range(1, 15)
+            ],
+        ]
+    assert post(exporter.url, events).status_code == 200
+    before = metric_lines(exporter.url)
+    good_series = {name: value for name, value in before.items() if "acc-good-" in name}
+    assert len(good_series) == 5 * 8  # info, credential (2), web (3), privacy, last event
+
+    # What the hostile tenant sends is refused whole, each answer JSON naming the fault.
+    day = (now.date() - timedelta(1)).isoformat()
+    hostile = {"type": "web_visits", "account": "acc-hostile", "day": day, "page": "/"}
+    big = [{**hostile, "visits": 2**62}, {**hostile, "page": "/b", "visits": 2**62}]
+    answers = [post(exporter.url, big)]
+    raw = json.dumps({"events": [{**hostile, "visits": 0}]})
+    for number in (str(2**63), "1" + "0" * 400, "1e400", "NaN", "-5", "2.5", "true"):
+        answers.append(
+            requests.post(
+                f"{exporter.url}/api/v1/events",
+                data=raw.replace('"visits": 0', f'"visits": {number}'),
+                headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+                timeout=30,
+            )
+        )
+    future = {
+        "type": "credential",
+        "account": "acc-good-0",
+        "system": "hubspot",
+        "policy": "no_rotation",
+        "valid": False,
+        "checked_at": "2999-01-01T00:00:00Z",
+    }
+    answers.append(post(exporter.url, [future]))
+    for answer in answers:
+        assert answer.status_code == 422, answer.text[:300]
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.json()["errors"][0]["reason"]
+    deep = requests.post(
+        f"{exporter.url}/api/v1/events",
+        data="[" * 100_000 + "]" * 100_000,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert deep.status_code == 400 and deep.json()["error"]
+    refused = metric_lines(exporter.url)
+    assert {name: value for name, value in refused.items() if "acc-" in name} == {
+        name: value for name, value in before.items() if "acc-" in name
+    }
+    assert refused['sysnotify_exporter_batches_rejected_total{reason="invalid"}'] == 9
+
+    # A row no validation accepts now, as an older release stored it: only its account is
+    # left out.
+    with sqlite3.connect(tmp_path / "facts.db", timeout=30) as conn:
+        conn.execute("INSERT INTO accounts VALUES ('acc-hostile', 'Hostile Inc', 0)")
+        conn.execute("INSERT INTO web_accounts VALUES ('acc-hostile', ?)", (19000,))
+        for page in ("/a", "/b"):
+            conn.execute(
+                "INSERT INTO web_visits VALUES ('acc-hostile', ?, ?, ?)",
+                (int(now.timestamp() // 86400) - 1, page, 2**62),
+            )
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+    after = metric_lines(exporter.url)
+    assert {name: value for name, value in after.items() if "acc-good-" in name} == good_series
+    assert not any("acc-hostile" in name for name in after)
+    assert after["sysnotify_exporter_store_up"] == 1
+    assert after["sysnotify_exporter_accounts_skipped"] == 1
+    assert after["sysnotify_exporter_accounts"] == 6
+    exporter.stop()
+    assert "account 'acc-hostile' left out of /metrics" in exporter.log_path.read_text()

@@ -106,6 +106,51 @@ def test_an_older_file_is_migrated_and_keeps_its_facts(tmp_path: Path, clock):
     store.close()
 
 
+def test_an_upgrade_removes_the_out_of_bounds_facts_older_releases_stored(tmp_path: Path, clock):
+    path = tmp_path / "old.db"
+    # A release before the bounds, which stored whatever its API accepted:
+    old = SqliteFactStore(path, clock=clock, migrations=[m for m in MIGRATIONS if m.version < 5])
+    old.apply(validated(*MIXED_BATCH, *[web_visits("acc-2", offset=-d) for d in range(1, 36)]))
+    good = dump(old)
+    year_2999 = 32503680000.0
+    yesterday = utc_day(NOW) - 1
+    conn = old.connection()  # the rows that release's API accepted (its triggers run)
+    for sql, args in [
+        ("INSERT INTO web_visits VALUES (?, ?, ?, ?)", ("acc-2", yesterday, "/a", 2**62)),
+        ("INSERT INTO web_visits VALUES (?, ?, ?, ?)", ("acc-2", yesterday, "/b", 2**62)),
+        (
+            "INSERT INTO credentials VALUES (?, 'hubspot', 'no_rotation', NULL, 0, ?)",
+            ("acc-2", year_2999),
+        ),
+        ("INSERT INTO api_usage VALUES (?, 'pardot', ?, ?, 10)", ("acc-2", NOW, 2**62)),
+        ("INSERT INTO api_usage VALUES (?, 'marketo', ?, 5, 10)", ("acc-2", year_2999)),
+        ("INSERT INTO sync_runs VALUES (?, 'future', ?, NULL, NULL)", ("acc-2", year_2999)),
+        ("INSERT INTO privacy_requests VALUES (?, 'future', ?, 'pending')", ("acc-2", year_2999)),
+    ]:
+        conn.execute(sql, args)
+    assert conn.execute(  # the day's total overflowed into an inexact float
+        "SELECT typeof(visits) FROM web_daily WHERE account = 'acc-2' AND day = ?", (yesterday,)
+    ).fetchone() == ("real",)
+    registry = CollectorRegistry()
+    StoreCollector(old, clock, registry=registry)
+    assert registry.get_sample_value("sysnotify_exporter_accounts_skipped") == 1
+    old.close()
+
+    store = SqliteFactStore(path, clock=clock)
+    assert dump(store) == good
+    registry = CollectorRegistry()
+    StoreCollector(store, clock, registry=registry)
+    assert registry.get_sample_value("sysnotify_exporter_accounts_skipped") == 0
+    assert registry.get_sample_value("abm_web_visits_last_week", {"account": "acc-2"}) == 70
+    # The credential is no longer frozen by a check dated 2999: today's check wins.
+    store.apply(validated(credential("acc-2", system="hubspot", policy="no_rotation")))
+    assert (
+        registry.get_sample_value("abm_credential_valid", {"account": "acc-2", "system": "hubspot"})
+        == 1
+    )
+    store.close()
+
+
 def test_a_file_from_a_newer_release_is_refused(tmp_path: Path):
     path = tmp_path / "future.db"
     SqliteFactStore(path).close()

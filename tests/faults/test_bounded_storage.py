@@ -28,7 +28,7 @@ from sysnotify.exporter.store import DAY
 from sysnotify.exporter.store.sqlite import SqliteFactStore
 from sysnotify.mailer.config import config_from_mapping
 from sysnotify.mailer.delivery.message import OutgoingMessage
-from sysnotify.mailer.delivery.smtp import PermanentSendError
+from sysnotify.mailer.delivery.smtp import KeepClaim, PermanentSendError
 from sysnotify.mailer.web.app import create_app, mailer_of
 from tests.support.clocks import FakeClock
 from tests.support.exporter import FACT_TABLES
@@ -55,7 +55,10 @@ class RefusingSender:
     def __init__(self) -> None:
         self.sent = 0
 
-    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
+    def send(
+        self, message: OutgoingMessage, sender: str, recipient: str, keep_claim: KeepClaim
+    ) -> None:
+        keep_claim()
         if recipient == REFUSED:
             raise PermanentSendError(f"RCPT TO <{recipient}>: 550 5.1.1 no such user")
         self.sent += 1
@@ -176,7 +179,7 @@ def exporter_rows(store: SqliteFactStore) -> dict[str, int]:
 
 
 def apply(store: SqliteFactStore, events: list[dict[str, Any]]) -> None:
-    valid, errors = validate_events(events)
+    valid, errors = validate_events(events, EXPORTER_CONFIG.event_window(store.clock()))
     assert not errors, errors[:3]
     store.apply(valid)
 

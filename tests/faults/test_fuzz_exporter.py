@@ -21,6 +21,8 @@ from sysnotify.exporter.store import FactStore
 from sysnotify.exporter.store.backends import open_fact_store
 from sysnotify.exporter.web.app import create_app
 from tests.support.exporter import (
+    WINDOW,
+    Clock,
     account,
     api_usage,
     credential,
@@ -53,7 +55,9 @@ TRIED: dict[str, int] = {}
 @pytest.fixture(scope="module")
 def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FactStore]]:
     store = open_fact_store(tmp_path_factory.mktemp("fuzz-exporter") / "facts.db")
-    app = create_app(ExporterConfig(ingest_token=TOKEN, max_body_bytes=MAX_BODY), store=store)
+    app = create_app(
+        ExporterConfig(ingest_token=TOKEN, max_body_bytes=MAX_BODY), store=store, clock=Clock()
+    )
     client = app.test_client()
     assert (
         client.post(
@@ -86,7 +90,7 @@ def check(response: Any, store: FactStore, before: tuple[int, Any], body: Any) -
     assert response.status_code < 500, response.data[:300]
     if response.status_code == 200:
         assert isinstance(body, dict) and isinstance(body.get("events"), list)
-        assert validate_events(body["events"])[1] == []
+        assert validate_events(body["events"], WINDOW)[1] == []
         return
     assert 400 <= response.status_code < 500
     answer = response.get_json()

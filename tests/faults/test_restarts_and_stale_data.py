@@ -22,6 +22,7 @@ import pytest
 
 from stack.local import LocalStack
 from stack.scenario import DemoAccount, Event, Member, iso
+from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import validate_events
 from sysnotify.exporter.store.backends import open_fact_store
 from tests.support.faults import report
@@ -72,7 +73,8 @@ def seed_stale_account(db: Path) -> None:
         [
             {"type": "account", "account": STALE.account, "name": STALE.name},
             credential(STALE.account, True, then),
-        ]
+        ],
+        ExporterConfig().event_window(time.time()),
     )
     assert not errors
     store = open_fact_store(db, clock=then.timestamp)

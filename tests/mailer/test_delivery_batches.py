@@ -9,6 +9,7 @@ from typing import Any
 
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.queue import Queue
+from sysnotify.mailer.delivery.smtp import KeepClaim
 from sysnotify.mailer.delivery.worker import DeliveryWorker
 from sysnotify.mailer.web.app import mailer_of
 from tests.support.clocks import FakeClock
@@ -56,12 +57,12 @@ def worker_with(app: Any, clock: FakeClock, sender: Any, **delivery: Any) -> Del
         86400,
         clock,
         worker_id="batch-worker",
-        send_budget=10,
+        lease_margin=10,
     )
 
 
 class SlowSender:
-    """Checks, as each send starts, that the row's lease outlasts the send budget; each send
+    """Checks, as each send starts, that the row's lease outlasts the lease margin; each send
     then takes `seconds` of the fake clock."""
 
     def __init__(self, app: Any, clock: FakeClock, seconds: float) -> None:
@@ -69,7 +70,10 @@ class SlowSender:
         self.sent: list[str] = []
         self.lease_left: list[float] = []
 
-    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> None:
+    def send(
+        self, message: OutgoingMessage, sender: str, recipient: str, keep_claim: KeepClaim
+    ) -> None:
+        keep_claim()
         lease_until = (
             mailer_of(self.app)
             .store.db.connection()
@@ -102,7 +106,7 @@ def test_rows_left_with_too_little_lease_are_claimed_afresh_before_sending(
 ) -> None:
     queue_three(app)
     sender = SlowSender(app, clock, seconds=25)
-    # Lease 30 s, budget 10 s: only the first 20 s after a claim may start a send.
+    # Lease 30 s, margin 10 s: only the first 20 s after a claim may start a send.
     worker = worker_with(app, clock, sender, claim_batch=10, lease_seconds=30)
     assert worker.drain() == {"sent": 3}
     assert len(sender.sent) == len(set(sender.sent)) == 3

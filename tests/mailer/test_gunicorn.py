@@ -24,6 +24,7 @@ from tests.support.mailer_process import (
     mailer_service,
     post_fixtures,
     register_all,
+    scrape,
 )
 from tests.support.paths import BIN
 from tests.support.polling import wait_until
@@ -47,15 +48,6 @@ def write_config(tmp_path: Path, smtp_port: int) -> Path:
     path = tmp_path / "mailer.yml"
     path.write_text(yaml.safe_dump(mapping))
     return path
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 def test_two_workers_deliver_each_email_once_and_agree_on_metrics(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.policy
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -16,6 +18,7 @@ from stack.process import free_port
 from sysnotify.mailer.config import SmtpConfig
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.smtp import PermanentSendError, SmtpSender, TransientSendError
+from tests.support.polling import wait_until
 from tests.support.smtp import RecordingHandler, SmtpServer
 
 
@@ -199,3 +202,72 @@ def test_an_idle_connection_is_checked_with_noop_and_replaced_when_dead(
     finally:
         smtp.close()
     assert len(smtp_server.messages) == 3
+
+
+def test_no_answer_to_the_end_of_data_is_retried_later_never_at_once(
+    smtp_server: SmtpServer,
+) -> None:
+    """The server takes the message but answers after the client's timeout: the outcome is
+    unknown, so the send fails as if answered 451 (RFC 5321, 3.8) and is not repeated on a
+    fresh connection within the same send."""
+    smtp_server.handler.answer_delay = 1.5
+    smtp = SmtpSender(
+        SmtpConfig(host="127.0.0.1", port=smtp_server.port, security="none", timeout_seconds=0.5)
+    )
+    try:
+        with pytest.raises(TransientSendError, match="^DATA: no answer to the end of data"):
+            smtp.send(message(), "no-reply@acme.example", "a@corp.example")
+    finally:
+        smtp.close()
+    assert wait_until(lambda: smtp_server.messages, 5)
+    time.sleep(1.5)  # a second copy would have arrived by now
+    assert len(smtp_server.messages) == 1
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("refuse_at", "sessions"), [(2, 1), (5, 2)])
+def test_a_claim_refused_mid_send_leaves_the_message_unsent(
+    smtp_server: SmtpServer, refuse_at: int, sessions: int
+) -> None:
+    """`keep_claim` runs before every step: the send loop, MAIL, RCPT, DATA and, fifth, the
+    end of data. Refused before DATA, the transaction is reset and the connection kept;
+    refused after DATA's 354, only closing the connection keeps the server from accepting."""
+    calls: list[int] = []
+
+    def keep_claim() -> None:
+        calls.append(1)
+        if len(calls) == refuse_at:
+            raise Refused
+
+    smtp = sender(smtp_server.port, security="none")
+    try:
+        smtp.send(message(), "no-reply@acme.example", "a@corp.example")  # opens the connection
+        with pytest.raises(Refused):
+            smtp.send(
+                message("b@corp.example"), "no-reply@acme.example", "b@corp.example", keep_claim
+            )
+        smtp.send(message("c@corp.example"), "no-reply@acme.example", "c@corp.example")
+    finally:
+        smtp.close()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["a@corp.example"], ["c@corp.example"]]
+    assert smtp_server.handler.sessions == sessions
+
+
+def test_lines_starting_with_a_dot_arrive_intact(smtp_server: SmtpServer) -> None:
+    msg = EmailMessage()
+    msg["From"] = "no-reply@acme.example"
+    msg["To"] = "a@corp.example"
+    msg["Subject"] = "dots"
+    msg.set_content(".\n..two\n.end of a sentence\n")
+    smtp = sender(smtp_server.port, security="none")
+    try:
+        data = msg.as_bytes(policy=email.policy.SMTP)  # CRLF lines, as message.py writes
+        smtp.send(OutgoingMessage(data, smtputf8=False), msg["From"], msg["To"])
+    finally:
+        smtp.close()
+    (received,) = smtp_server.messages
+    body = received.message.get_content().replace("\r\n", "\n")
+    assert body == ".\n..two\n.end of a sentence\n"

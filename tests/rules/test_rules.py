@@ -42,6 +42,7 @@ CUSTOMER_ALERTS: dict[str, tuple[str | None, set[str]]] = {
 OPERATOR_ALERTS = {
     "SysnotifyExporterDown",
     "SysnotifyAccountDataStale",
+    "SysnotifyAccountsSkipped",
     "SysnotifyMailerDown",
     "SysnotifyMailerDeliveryFailing",
     "SysnotifyOutboxBacklog",

@@ -10,6 +10,7 @@
 - mailer_config: the mailer's test tokens and configuration
 - mailer_app: driving a mailer app in process (its test client, registry and delivery)
 - mailer_process: the mailer under real gunicorn, its CLI, webhooks posted over HTTP
+- store_writes: noticing any commit to a SQLite file
 - faults: generated notifications and the counts the fault tests check
 - fuzz: Hypothesis strategies of hostile input
 - exporter: the exporter tests' instant, event builders, clock and bad-event table

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sysnotify.exporter.collector import StoreCollector
+from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.events import Event, validate_events
 from sysnotify.exporter.store import FactStore
 
@@ -17,6 +18,8 @@ from sysnotify.exporter.store import FactStore
 NOW_DT = datetime(2026, 5, 28, 10, 0, 0, tzinfo=UTC)
 NOW = NOW_DT.timestamp()
 TOKEN = "test-token-0123456789abcdef"
+# The times events may name at NOW, under the default settings.
+WINDOW = ExporterConfig().event_window(NOW)
 # Every table of the fact store that holds facts (meta aside).
 FACT_TABLES = (
     "accounts",
@@ -128,7 +131,7 @@ class Clock:
 
 def validated(*events: dict[str, Any]) -> list[Event]:
     """The events as validated tuples; fails the test on a validation error."""
-    valid, errors = validate_events(list(events))
+    valid, errors = validate_events(list(events), WINDOW)
     assert not errors, errors
     return valid
 

@@ -45,6 +45,16 @@ def mailer_service(
     )
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The mailer's /metrics as {'name{labels}': value}; one scrape lands on one worker."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def cli(config: Path, *argv: str) -> None:
     """Runs `sysnotify-mailer --config CONFIG ARGV...` (same store as the app); fails on error."""
     subprocess.run(

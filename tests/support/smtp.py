@@ -1,8 +1,9 @@
 """A real SMTP server on loopback for the mailer tests.
 
 `SmtpServer` is an aiosmtpd Controller on 127.0.0.1 that records every message it accepts
-and can be told to refuse transiently (421/451) or permanently (550), be slowed down, or be
-stopped and started again on the same port.
+and can be told to refuse transiently (421/451) or permanently (550), be slowed down (every
+command, or only the end of data), run a test's code at a command, break the connection right
+after accepting a message or on QUIT, or be stopped and started again on the same port.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -38,18 +40,53 @@ class RecordingHandler:
         self.refused_addresses: dict[str, str] = {}  # address -> reply, always
         self.sessions = 0  # EHLOs seen: one per SMTP connection
         self.data_delay = 0.0  # seconds to wait before accepting DATA (slow server)
+        # Seconds before answering EHLO, MAIL, RCPT and the end of data: a slow server whose
+        # every reply still comes within the client's timeout.
+        self.command_delay = 0.0
+        # Called (in the server's thread) when that command arrives: "EHLO", "MAIL", "RCPT",
+        # "DATA" (the end of data, before the message is accepted).
+        self.hooks: dict[str, Callable[[], None]] = {}
+        # After accepting a message: send the first line of a two-line 250 reply, then break
+        # the connection (the message is accepted, the client never reads a whole reply).
+        self.drop_after_accept = False
+        self.drop_on_quit = False  # break the connection instead of answering QUIT
+        # Seconds between keeping a message and answering its end of data (a server that
+        # answers after the client gave up has the message all the same).
+        self.answer_delay = 0.0
+
+    async def _command(self, name: str) -> None:
+        hook = self.hooks.get(name)
+        if hook is not None:
+            await asyncio.get_running_loop().run_in_executor(None, hook)
+        if self.command_delay:
+            await asyncio.sleep(self.command_delay)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
+        await self._command("EHLO")
         with self.lock:
             self.sessions += 1
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        await self._command("MAIL")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.drop_on_quit:
+            server.transport.abort()
+        return "221 Bye"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        await self._command("RCPT")
         with self.lock:
             if address in self.refused_addresses:
                 return self.refused_addresses[address]
@@ -64,11 +101,17 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await self._command("DATA")
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        if self.drop_after_accept:
+            server.transport.write(b"250-Message accepted\r\n")
+            server.transport.close()  # sends what is written, then closes
         return "250 Message accepted"
 
 
