@@ -46,13 +46,13 @@ def expired_credential_alerts(accounts: Sequence[str], now: datetime) -> list[di
             "labels": {
                 "alertname": "CredentialExpired",
                 "account": account,
-                "account_name": f"Customer {account}",
                 "audience": "customer",
                 "category": "credentials",
                 "severity": "critical",
                 "system": "salesforce",
             },
             "annotations": {
+                "account_name": f"Customer {account}",
                 "summary": "An integration password has expired.",
                 "description": f"The salesforce password of {account} expired.",
                 "reason": "expired",

@@ -109,17 +109,19 @@ def capture_server(captured: Captured) -> ThreadingHTTPServer:
 def am_alert(
     view: Any, account: str | None, account_name: str, extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    labels = dict(view.labels)
+    # The account's name is an annotation, as the rules send it (a label would be part of the
+    # alert's identity); the sample views may still carry it as a label.
+    labels = {k: v for k, v in view.labels.items() if k != "account_name"}
+    annotations = dict(view.annotations)
     if account is None:
         labels.pop("account", None)
-        labels.pop("account_name", None)
     else:
         labels["account"] = account
-        labels["account_name"] = account_name
+        annotations["account_name"] = account_name
     labels.update(extra or {})
     return {
         "labels": labels,
-        "annotations": dict(view.annotations),
+        "annotations": annotations,
         "generatorURL": "http://prometheus.example:9090/graph?g0.expr=ALERTS",
     }
 

@@ -2,17 +2,28 @@
 
 Alertmanager sends every alert of the group each time (new, still firing, resolved), its HA
 peers and retries send the same notification again, and `repeat_interval` re-sends an
-unchanged group on purpose. So the mailer keeps, per alert instance (receiver, groupKey,
-fingerprint, startsAt), what it notified and when, and diffs each payload against that:
+unchanged group on purpose. So the mailer keeps one *episode* per alert identity, what it
+notified and when, and diffs each payload against that.
 
-- a firing alert never notified is new: one *problem* email per (account, notification kind)
-  listing the new alerts;
-- a resolved alert whose problem was notified and not yet recovered: a *recovery* email where
-  the catalog enables it (threaded under the problem email), otherwise just recorded;
-- if nothing changed for an (account, kind) and its firing alerts were last notified longer
-  than `duplicate_window` ago, this is Alertmanager's repeat: one *reminder* email;
-- anything else is a re-delivery (retry, HA peer, or a group re-sent because another part of
-  it changed) and sends nothing; each such alert is counted as deduplicated.
+An alert's identity is what it is about: the webhook's audience and the alert's labels
+(account, alertname, system, ...) without the display-only ones (`DISPLAY_LABELS`). It leaves
+out how the alert was delivered: the groupKey (a route edit changes every group), startsAt (a
+restarted Prometheus or an HA replica sets its own) and the receiver. So per (account,
+notification kind):
+
+- an identity firing with no open episode is new: one *problem* email listing the new ones.
+  After a recorded recovery only a startsAt later than that recovery is a new problem; an
+  older firing copy (HA peer, restarted Prometheus, retry) arriving late sends nothing;
+- an identity resolved while its episode is open: a *recovery* email where the catalog enables
+  it (threaded under the problem email), otherwise just recorded. A resolved alert whose
+  identity still fires in the same payload (an old label set beside its renamed successor)
+  recovers nothing;
+- if nothing changed, the episodes were last reported by this same receiver and group, and last
+  notified longer than `duplicate_window` ago, this is Alertmanager's repeat: one *reminder*;
+- anything else is a re-delivery (retry, HA peer, a group re-sent because another part of it
+  changed, or the first notification of a group a route edit made) and sends nothing; each such
+  alert is counted as deduplicated. A new group is recorded and restarts the window, so its
+  retries send nothing and its own repeat is the next reminder.
 
 `duplicate_window` must be longer than Alertmanager's retries plus the HA peer stagger, and
 shorter than the smallest `repeat_interval`, or intended reminders are swallowed.
@@ -21,41 +32,50 @@ shorter than the smallest `repeat_interval`, or intended reminders are swallowed
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from sysnotify.mailer.catalog import Catalog, NotificationKind
-from sysnotify.mailer.intake.payload import Alert, Data, format_time
+from sysnotify.mailer.intake.payload import Alert, Data, format_time, parse_time
 
 Audience = Literal["customer", "operator"]
 OPERATOR_ACCOUNT = ""  # operator emails are not about any customer account
 OPERATOR_ACCOUNT_NAME = "operators"
-
-StateKey = tuple[str, str]  # (fingerprint, startsAt text), within one receiver and group
+# Labels that only name things for people. Older rules set the account's display name as a
+# label; it is not part of an alert's identity, so renaming an account changes no episode.
+DISPLAY_LABELS = frozenset({"account_name"})
+ACCOUNT_NAME = "account_name"  # the annotation (and, from older rules, the label) naming it
 
 
 @dataclass(frozen=True)
 class AlertState:
-    """What was notified about one alert instance."""
+    """One episode of one alert identity: what was notified about it, and how it arrived."""
 
-    receiver: str
-    group_key: str
-    fingerprint: str
-    starts_at: str
+    identity: str
     account: str
     notification: str
-    problem_key: str
+    starts_at: str  # startsAt of the alert that opened the episode
+    receiver: str  # the Alertmanager receiver and group that last reported it
+    group_key: str
+    problem_key: str  # notification key of the problem email (threading)
     first_notified_at: float
-    last_notified_at: float
+    last_notified_at: float  # last problem, reminder or first report by another group
     last_seen_at: float
     reminders: int = 0
     recovered_at: float | None = None
+    ended_at: str = ""  # endsAt of the resolved alert: Prometheus's clock, like startsAt
+    account_name: str = ""  # the display name the last email used
 
-    @property
-    def key(self) -> StateKey:
-        return (self.fingerprint, self.starts_at)
+    def refired_after_recovery(self, starts_at: datetime) -> bool:
+        """Whether an alert that started at `starts_at` is a new episode after this one's
+        recovery, rather than a late copy of this one."""
+        if self.ended_at:
+            return starts_at > parse_time(self.ended_at)
+        return starts_at.timestamp() > (self.recovered_at or 0.0)
 
 
 @dataclass(frozen=True)
@@ -91,23 +111,34 @@ class Decision:
     deduplicated: Counter[str] = field(default_factory=Counter)
 
 
+def alert_identity(alert: Alert, audience: Audience) -> str:
+    """What an alert is about, the same from any route, group, Prometheus or Alertmanager: a
+    hash of the audience and the alert's labels without the display-only ones."""
+    labels = sorted((k, v) for k, v in alert.labels.items() if k not in DISPLAY_LABELS)
+    return hashlib.sha256(json.dumps([audience, labels]).encode()).hexdigest()
+
+
 def notification_key(
-    receiver: str, group_key: str, account: str, kind: str, phase: str, parts: Sequence[str]
+    audience: str, account: str, kind: str, phase: str, parts: Sequence[str]
 ) -> str:
-    """A stable hash naming one email's content (the same from every retry and HA peer)."""
-    text = "\n".join([receiver, group_key, account, kind, phase, *sorted(parts)])
+    """A stable hash naming one email's content: the same from every retry, HA peer and
+    route, since `parts` name episodes (identity and start), never a group."""
+    text = "\n".join([audience, account, kind, phase, *sorted(parts)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def state_key(alert: Alert) -> StateKey:
-    return (alert.fingerprint, alert.starts_at_text)
-
-
-def _account_name(alerts: Sequence[Alert], account: str) -> str:
-    for alert in alerts:
-        name = alert.labels.get("account_name")
-        if name:
-            return name
+def _account_name(alerts: Sequence[Alert], states: Sequence[AlertState], account: str) -> str:
+    """The rules' annotation, else the label older rules set (a mixed rollout still names the
+    account), else the name the episode's last email used (the annotation is empty while the
+    account's data is missing), else the account id."""
+    current = sorted(alerts, key=lambda a: a.status != "firing")  # firing alerts are fresher
+    for found in (
+        *(a.annotations.get(ACCOUNT_NAME) for a in current),
+        *(a.labels.get(ACCOUNT_NAME) for a in current),
+        *(s.account_name for s in states),
+    ):
+        if found:
+            return found
     return account or OPERATOR_ACCOUNT_NAME
 
 
@@ -150,126 +181,171 @@ def _route(
 def decide(
     data: Data,
     catalog: Catalog,
-    states: Mapping[StateKey, AlertState],
+    states: Mapping[str, AlertState],
     now: float,
     duplicate_window: float,
     audience: Audience = "customer",
 ) -> Decision:
     """The emails, state changes and counts one payload means, given the stored state.
 
-    `states` holds the stored state of (at least) every alert of the payload, keyed by
-    `state_key`, for this payload's receiver and groupKey. `now` is a Unix time.
+    `states` holds the current episode of (at least) every identity in the payload that has
+    one, keyed by `alert_identity`. `now` is a Unix time.
     """
     decision = Decision()
     groups = _route(data, catalog, audience, decision)
     for (account, kind_name), alerts in sorted(groups.items()):
         kind = catalog.by_name(kind_name) or catalog.generic
-        _decide_group(data, kind, account, alerts, states, now, duplicate_window, decision)
+        _Group(data, kind, account, audience, now, duplicate_window, decision).decide(
+            alerts, states
+        )
     return decision
 
 
-def _decide_group(
-    data: Data,
-    kind: NotificationKind,
-    account: str,
-    alerts: list[Alert],
-    states: Mapping[StateKey, AlertState],
-    now: float,
-    window: float,
-    decision: Decision,
-) -> None:
-    account_name = _account_name(alerts, account)
-    new_firing: list[Alert] = []
-    known_firing: list[tuple[Alert, AlertState]] = []
-    to_recover: list[tuple[Alert, AlertState]] = []
-    for alert in alerts:
-        state = states.get(state_key(alert))
-        if alert.status == "firing":
-            if state is None:
-                new_firing.append(alert)
+@dataclass
+class _Group:
+    """The decision for the alerts of one (account, kind) in one payload."""
+
+    data: Data
+    kind: NotificationKind
+    account: str
+    audience: Audience
+    now: float
+    window: float
+    decision: Decision
+    new_firing: list[tuple[str, Alert]] = field(default_factory=list)
+    known_firing: list[tuple[Alert, AlertState]] = field(default_factory=list)
+    to_recover: list[tuple[Alert, AlertState]] = field(default_factory=list)
+
+    def decide(self, alerts: Sequence[Alert], states: Mapping[str, AlertState]) -> None:
+        by_identity: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            by_identity.setdefault(alert_identity(alert, self.audience), []).append(alert)
+        for identity, same in sorted(by_identity.items()):
+            self._classify(identity, same, states.get(identity))
+        episodes = [state for _a, state in self.known_firing + self.to_recover]
+        name = _account_name(alerts, episodes, self.account)
+        if self.new_firing:
+            self._problem(name)
+        elif self._is_repeat():
+            self._reminder(name)
+        else:
+            self._unchanged(name)
+        if self.to_recover:
+            self._recovery(name)
+
+    def _classify(self, identity: str, alerts: list[Alert], state: AlertState | None) -> None:
+        """Sorts one identity's alerts (usually one; two while a renamed label set and its
+        predecessor overlap) into new, known, to recover, or nothing to do."""
+        firing = [a for a in alerts if a.status == "firing"]
+        if firing:
+            newest = max(firing, key=lambda a: (a.starts_at, a.fingerprint))
+            if state is None or (
+                state.recovered_at is not None and state.refired_after_recovery(newest.starts_at)
+            ):
+                self.new_firing.append((identity, newest))
             elif state.recovered_at is None:
-                known_firing.append((alert, state))
-            else:
-                # An older "firing" copy arriving after the recovery (HA peer, retry).
-                decision.deduplicated[kind.name] += 1
+                self.known_firing.append((newest, state))
+            else:  # a late firing copy of the recovered episode (HA peer, retry, restart)
+                self.decision.deduplicated[self.kind.name] += len(alerts)
         elif state is not None and state.recovered_at is None:
-            to_recover.append((alert, state))
+            last = max(alerts, key=lambda a: (a.ends_at or a.starts_at, a.fingerprint))
+            self.to_recover.append((last, state))
         elif state is not None:
-            decision.deduplicated[kind.name] += 1
+            self.decision.deduplicated[self.kind.name] += len(alerts)
         # A resolved alert never notified (state lost or pruned) has nothing to follow up.
 
-    def key(phase: str, parts: Sequence[str]) -> str:
-        return notification_key(data.receiver, data.group_key, account, kind.name, phase, parts)
+    def _key(self, phase: str, parts: Sequence[str]) -> str:
+        return notification_key(self.audience, self.account, self.kind.name, phase, parts)
 
-    if new_firing:
-        problem_key = key("problem", [f"{a.fingerprint}|{a.starts_at_text}" for a in new_firing])
-        decision.emails.append(
-            PlannedEmail(account, account_name, kind, "problem", tuple(new_firing), problem_key)
+    def _seen(self, state: AlertState, name: str, **changes: Any) -> AlertState:
+        """The episode as this payload reported it. A group other than the one that last
+        reported it is a route edit (or a peer on another config) notifying its new group at
+        once: that restarts the window, so only the new group's own repeat is a reminder."""
+        update: dict[str, Any] = {"last_seen_at": self.now, "account_name": name}
+        if (state.receiver, state.group_key) != (self.data.receiver, self.data.group_key):
+            update |= {
+                "receiver": self.data.receiver,
+                "group_key": self.data.group_key,
+                "last_notified_at": self.now,
+            }
+        return replace(state, **(update | changes))
+
+    def _is_repeat(self) -> bool:
+        """Alertmanager's repeat_interval: the same group re-sent unchanged after the window."""
+        return (
+            bool(self.known_firing)
+            and not self.to_recover
+            and all(
+                (state.receiver, state.group_key) == (self.data.receiver, self.data.group_key)
+                and self.now - state.last_notified_at >= self.window
+                for _a, state in self.known_firing
+            )
         )
-        for alert in new_firing:
-            decision.states.append(
+
+    def _problem(self, name: str) -> None:
+        parts = [f"{identity}|{alert.starts_at_text}" for identity, alert in self.new_firing]
+        problem_key = self._key("problem", parts)
+        alerts = tuple(alert for _i, alert in self.new_firing)
+        self.decision.emails.append(
+            PlannedEmail(self.account, name, self.kind, "problem", alerts, problem_key)
+        )
+        for identity, alert in self.new_firing:
+            self.decision.states.append(
                 AlertState(
-                    data.receiver,
-                    data.group_key,
-                    alert.fingerprint,
+                    identity,
+                    self.account,
+                    self.kind.name,
                     alert.starts_at_text,
-                    account,
-                    kind.name,
+                    self.data.receiver,
+                    self.data.group_key,
                     problem_key,
-                    now,
-                    now,
-                    now,
+                    self.now,
+                    self.now,
+                    self.now,
+                    account_name=name,
                 )
             )
-        for _alert, state in known_firing:
-            decision.deduplicated[kind.name] += 1
-            decision.states.append(replace(state, last_seen_at=now))
-    elif (
-        known_firing
-        and not to_recover
-        and all(now - state.last_notified_at >= window for _a, state in known_firing)
-    ):
-        number = max(state.reminders for _a, state in known_firing) + 1
-        parts = [f"{a.fingerprint}|{a.starts_at_text}" for a, _s in known_firing]
-        reminder_key = key("reminder", [*parts, f"#{number}"])
-        threads = tuple(sorted({state.problem_key for _a, state in known_firing}))
-        decision.emails.append(
+        self._unchanged(name)  # the known ones of a growing group
+
+    def _reminder(self, name: str) -> None:
+        number = max(state.reminders for _a, state in self.known_firing) + 1
+        parts = [f"{state.identity}|{state.starts_at}" for _a, state in self.known_firing]
+        self.decision.emails.append(
             PlannedEmail(
-                account,
-                account_name,
-                kind,
+                self.account,
+                name,
+                self.kind,
                 "reminder",
-                tuple(a for a, _s in known_firing),
-                reminder_key,
-                threads,
+                tuple(alert for alert, _s in self.known_firing),
+                self._key("reminder", [*parts, f"#{number}"]),
+                tuple(sorted({state.problem_key for _a, state in self.known_firing})),
             )
         )
-        for _alert, state in known_firing:
-            decision.states.append(
-                replace(state, last_notified_at=now, last_seen_at=now, reminders=number)
+        for _alert, state in self.known_firing:
+            self.decision.states.append(
+                self._seen(state, name, last_notified_at=self.now, reminders=number)
             )
-    else:
-        for _alert, state in known_firing:
-            decision.deduplicated[kind.name] += 1
-            decision.states.append(replace(state, last_seen_at=now))
 
-    if to_recover:
-        for _alert, state in to_recover:
-            decision.states.append(replace(state, recovered_at=now, last_seen_at=now))
-        if kind.send_recovery and kind.recovery_template is not None:
-            parts = [
-                f"{a.fingerprint}|{a.starts_at_text}|{format_time(a.ends_at)}"
-                for a, _s in to_recover
-            ]
-            threads = tuple(sorted({state.problem_key for _a, state in to_recover}))
-            decision.emails.append(
+    def _unchanged(self, name: str) -> None:
+        for _alert, state in self.known_firing:
+            self.decision.deduplicated[self.kind.name] += 1
+            self.decision.states.append(self._seen(state, name))
+
+    def _recovery(self, name: str) -> None:
+        for alert, state in self.to_recover:
+            self.decision.states.append(
+                self._seen(state, name, recovered_at=self.now, ended_at=format_time(alert.ends_at))
+            )
+        if self.kind.send_recovery and self.kind.recovery_template is not None:
+            parts = [f"{state.identity}|{state.starts_at}" for _a, state in self.to_recover]
+            self.decision.emails.append(
                 PlannedEmail(
-                    account,
-                    account_name,
-                    kind,
+                    self.account,
+                    name,
+                    self.kind,
                     "recovery",
-                    tuple(a for a, _s in to_recover),
-                    key("recovery", parts),
-                    threads,
+                    tuple(alert for alert, _s in self.to_recover),
+                    self._key("recovery", parts),
+                    tuple(sorted({state.problem_key for _a, state in self.to_recover})),
                 )
             )

@@ -22,11 +22,10 @@ from sysnotify.mailer.intake.decide import (
     AlertState,
     Audience,
     PlannedEmail,
-    StateKey,
+    alert_identity,
     decide,
-    state_key,
 )
-from sysnotify.mailer.intake.payload import Alert, Data, parse_time
+from sysnotify.mailer.intake.payload import Alert, Data
 from sysnotify.mailer.model import Recipient
 from sysnotify.mailer.recipients import receives
 from sysnotify.mailer.store import IntakeTransaction, NewEmail, Store, UndeliverableNote
@@ -46,32 +45,21 @@ class IntakeResult:
         }
 
 
-def _load_states(tx: IntakeTransaction, data: Data) -> dict[StateKey, AlertState]:
-    """The stored state of each alert of the payload, keyed by the alert's own state_key.
+def _load_states(tx: IntakeTransaction, data: Data, audience: Audience) -> dict[str, AlertState]:
+    """The current episode of each alert identity in the payload, keyed by identity.
 
-    An alert whose exact (fingerprint, startsAt) is unknown continues the open (not yet
-    recovered) episode of the same fingerprint in the same group, if there is one. startsAt
-    is not stable: Prometheus sends the time the alert fired (`FiredAt`), which a restarted
-    Prometheus sets anew and HA replicas set each their own, and a restarted Alertmanager
-    takes whatever startsAt arrives first. Without this, a recovery after such restarts found
-    no state and was never sent, and the same problem could be mailed again as new.
+    The identity is looked up, not the groupKey or startsAt, which a route edit, a restarted
+    Prometheus or an HA replica change while the alert is the same. The alerts' fingerprints
+    find an episode a store from before identities (schema 1) kept.
     """
-    states: dict[StateKey, AlertState] = {}
+    fingerprints: dict[str, list[str]] = {}
     for alert in data.alerts:
-        key = state_key(alert)
-        found = tx.alert_states(data.receiver, data.group_key, *key)
-        exact = [state for state in found if state.starts_at == key[1]]
-        state = (
-            exact[0]
-            if exact
-            else max(
-                (s for s in found if s.recovered_at is None),
-                key=lambda s: parse_time(s.starts_at),
-                default=None,
-            )
-        )
+        fingerprints.setdefault(alert_identity(alert, audience), []).append(alert.fingerprint)
+    states = {}
+    for identity, found_by in fingerprints.items():
+        state = tx.episode(identity, found_by)
         if state is not None:
-            states[key] = state
+            states[identity] = state
     return states
 
 
@@ -145,7 +133,7 @@ class Intake:
         now = self.clock() if received_at is None else received_at
         queued = undeliverable = 0
         with self.store.intake() as tx:
-            states = _load_states(tx, data)
+            states = _load_states(tx, data, audience)
             decision = decide(
                 data, self.catalog, states, now, self.duplicate_window(data.receiver), audience
             )

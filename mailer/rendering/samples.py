@@ -68,13 +68,13 @@ def _alert(
     labels = {
         "alertname": alertname,
         "account": ACCOUNT,
-        "account_name": ACCOUNT_NAME,
         "audience": "customer",
         "category": category,
         "severity": severity,
         **extra_labels,
     }
     annotations = {
+        "account_name": ACCOUNT_NAME,
         "summary": summary,
         "description": description,
         "runbook_url": RUNBOOK + alertname.lower(),

@@ -126,14 +126,15 @@ class MetricsSnapshot:
 class IntakeTransaction(Protocol):
     """What one webhook reads and writes; committed as a whole when the block ends."""
 
-    def alert_states(
-        self, receiver: str, group_key: str, fingerprint: str, starts_at: str
-    ) -> list[AlertState]:
-        """The state of this exact alert instance, and every open (not recovered) episode of
-        the same fingerprint in the same group."""
+    def episode(self, identity: str, fingerprints: Sequence[str]) -> AlertState | None:
+        """The current (open, else last) episode of this alert identity. Without one, an
+        episode a schema-1 store kept under one of these Alertmanager fingerprints, which
+        from then on is this identity's."""
         ...
 
-    def save_state(self, state: AlertState) -> None: ...
+    def save_state(self, state: AlertState) -> None:
+        """Stores the identity's current episode (a new episode replaces a recovered one)."""
+        ...
 
     def recipients(self, account: str) -> list[RecipientRecord]:
         """The account's recipients, primary first."""
@@ -230,7 +231,7 @@ class Store(Protocol):
         ...
 
     def forget_alert_states(self, seen_before: float) -> int:
-        """Drops alert instances not seen since `seen_before`; returns how many."""
+        """Drops episodes not seen since `seen_before`; returns how many."""
         ...
 
     # -- retention ------------------------------------------------------------------------

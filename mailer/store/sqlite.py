@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,49 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
     Migration(
+        2,
+        "alert state keyed by alert identity: one episode per identity, whatever its group",
+        """
+    -- One row per alert identity (what the alert is about: audience and labels without the
+    -- display-only ones, hashed), holding its current episode. Schema 1 keyed rows by
+    -- (receiver, groupKey, fingerprint, startsAt): a route edit or a new startsAt made a new
+    -- row. Those rows carry over as LEGACY_IDENTITY || fingerprint, one per fingerprint (the
+    -- open one last seen, else the last recovered), until their alert is seen again.
+    CREATE TABLE alert_state_by_identity (
+        identity TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        notification TEXT NOT NULL,
+        starts_at TEXT NOT NULL,          -- startsAt of the alert that opened the episode
+        receiver TEXT NOT NULL,           -- receiver and groupKey that last reported it
+        group_key TEXT NOT NULL,
+        problem_key TEXT NOT NULL,        -- notification key of the problem email (threading)
+        first_notified_at REAL NOT NULL,
+        last_notified_at REAL NOT NULL,   -- last problem, reminder or report by a new group
+        last_seen_at REAL NOT NULL,
+        reminders INTEGER NOT NULL DEFAULT 0,
+        recovered_at REAL,
+        ended_at TEXT NOT NULL DEFAULT '',     -- the resolved alert's endsAt
+        account_name TEXT NOT NULL DEFAULT ''  -- the display name the last email used
+    );
+    INSERT INTO alert_state_by_identity (identity, account, notification, starts_at, receiver,
+        group_key, problem_key, first_notified_at, last_notified_at, last_seen_at, reminders,
+        recovered_at)
+    SELECT 'fingerprint:' || fingerprint, account, notification, starts_at, receiver, group_key,
+        problem_key, first_notified_at, last_notified_at, last_seen_at, reminders, recovered_at
+    FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY fingerprint
+            ORDER BY recovered_at IS NULL DESC, last_seen_at DESC, first_notified_at DESC
+        ) AS rank
+        FROM alert_state
+    )
+    WHERE rank = 1;
+    DROP TABLE alert_state;
+    ALTER TABLE alert_state_by_identity RENAME TO alert_state;
+    CREATE INDEX alert_state_last_seen ON alert_state (last_seen_at);
+    """,
+    ),
+    Migration(
         3,
         "outbox claim generation: a row is changed only under the claim that holds it",
         """
@@ -127,6 +171,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
 )
+# How migration 2 names an episode carried over from schema 1 (see SqliteIntake.episode).
+LEGACY_IDENTITY = "fingerprint:"
 
 # A row still held by a claim: the same worker and generation, and still to be sent.
 _HELD_BY_CLAIM = "id = ? AND claimed_by = ? AND claim_generation = ? AND status = 'pending'"
@@ -152,18 +198,20 @@ def _count_fenced(tx: sqlite3.Connection, action: str) -> None:
 
 def _state(row: sqlite3.Row) -> AlertState:
     return AlertState(
-        row["receiver"],
-        row["group_key"],
-        row["fingerprint"],
-        row["starts_at"],
+        row["identity"],
         row["account"],
         row["notification"],
+        row["starts_at"],
+        row["receiver"],
+        row["group_key"],
         row["problem_key"],
         row["first_notified_at"],
         row["last_notified_at"],
         row["last_seen_at"],
         row["reminders"],
         row["recovered_at"],
+        row["ended_at"],
+        row["account_name"],
     )
 
 
@@ -207,34 +255,45 @@ class SqliteIntake:
     def __init__(self, tx: sqlite3.Connection) -> None:
         self.tx = tx
 
-    def alert_states(
-        self, receiver: str, group_key: str, fingerprint: str, starts_at: str
-    ) -> list[AlertState]:
-        rows = self.tx.execute(
-            "SELECT * FROM alert_state WHERE receiver = ? AND group_key = ? AND fingerprint = ? "
-            "AND (starts_at = ? OR recovered_at IS NULL)",
-            (receiver, group_key, fingerprint, starts_at),
-        ).fetchall()
-        return [_state(row) for row in rows]
+    def episode(self, identity: str, fingerprints: Sequence[str]) -> AlertState | None:
+        row = self.tx.execute(
+            "SELECT * FROM alert_state WHERE identity = ?", (identity,)
+        ).fetchone()
+        if row is None and fingerprints:
+            legacy = [LEGACY_IDENTITY + fingerprint for fingerprint in fingerprints]
+            row = self.tx.execute(
+                f"SELECT * FROM alert_state WHERE identity IN ({', '.join('?' * len(legacy))})"
+                " ORDER BY recovered_at IS NULL DESC, last_seen_at DESC LIMIT 1",
+                legacy,
+            ).fetchone()
+            if row is not None:
+                self.tx.execute(
+                    "UPDATE alert_state SET identity = ? WHERE identity = ?",
+                    (identity, row["identity"]),
+                )
+        return None if row is None else replace(_state(row), identity=identity)
 
     def save_state(self, state: AlertState) -> None:
         self.tx.execute(
-            "INSERT OR REPLACE INTO alert_state (receiver, group_key, fingerprint, starts_at,"
-            " account, notification, problem_key, first_notified_at, last_notified_at,"
-            " last_seen_at, reminders, recovered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO alert_state (identity, account, notification, starts_at,"
+            " receiver, group_key, problem_key, first_notified_at, last_notified_at,"
+            " last_seen_at, reminders, recovered_at, ended_at, account_name)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                state.receiver,
-                state.group_key,
-                state.fingerprint,
-                state.starts_at,
+                state.identity,
                 state.account,
                 state.notification,
+                state.starts_at,
+                state.receiver,
+                state.group_key,
                 state.problem_key,
                 state.first_notified_at,
                 state.last_notified_at,
                 state.last_seen_at,
                 state.reminders,
                 state.recovered_at,
+                state.ended_at,
+                state.account_name,
             ),
         )
 

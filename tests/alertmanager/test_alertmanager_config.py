@@ -34,7 +34,7 @@ def alert_rules() -> dict[str, dict[str, str]]:
                     continue
                 labels = {"alertname": rule["alert"], **rule["labels"]}
                 if rule["labels"]["audience"] == "customer":
-                    labels |= {"account": "acc-1", "account_name": "Acme Corp"}
+                    labels["account"] = "acc-1"
                     for scope in ("system", "platform"):
                         if f"by (account, {scope})" in rule["expr"]:
                             labels[scope] = "salesforce"

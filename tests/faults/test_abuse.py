@@ -273,7 +273,8 @@ HTML = "<script>alert('owned')</script><img src=x onerror=alert(1)>"
 def hostile_payload() -> dict[str, Any]:
     payload = copy.deepcopy(fixture_payload("credential_expired_firing"))
     alert = payload["alerts"][0]
-    alert["labels"]["account_name"] = f"Globex{INJECTION}{HTML}"
+    del alert["labels"]["account_name"]  # the rules' annotation names the account
+    alert["annotations"]["account_name"] = f"Globex{INJECTION}{HTML}"
     alert["labels"]["system"] = f"salesforce{INJECTION}"
     alert["annotations"]["summary"] = f"Expired{INJECTION}{HTML}"
     alert["annotations"]["description"] = f"{HTML}{INJECTION}"

@@ -26,6 +26,8 @@ from tests.support.smtp import SmtpServer
 FIRST = "2026-11-27T03:25:17.971000Z"
 LATER = "2026-11-27T03:26:40Z"  # fired again after a Prometheus restart
 EARLIER = "2026-11-27T03:25:15.500000Z"  # an HA replica that fired first
+ENDED = "2026-11-27T03:40:00Z"  # endsAt of every resolved copy below
+REFIRED = "2026-11-27T03:45:00Z"  # fired again after that recovery
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def send(app: Any, status: str, starts_at: str) -> list[str]:
     for alert in payload["alerts"]:
         alert["startsAt"] = starts_at
         if status == "resolved":
-            alert["endsAt"] = "2026-11-27T03:40:00Z"
+            alert["endsAt"] = ENDED
     response = app.test_client().post(
         "/alertmanager/webhook", json=payload, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
     )
@@ -92,5 +94,16 @@ def test_a_drifted_startsat_continues_the_open_episode(
 def test_a_new_episode_after_the_recovery_is_a_new_problem(app: Any) -> None:
     assert send(app, "firing", FIRST) == ["problem"]
     assert send(app, "resolved", FIRST) == ["recovery"]
-    assert send(app, "firing", LATER) == ["problem"]
-    assert send(app, "resolved", LATER) == ["recovery"]
+    assert send(app, "firing", REFIRED) == ["problem"]
+    assert send(app, "resolved", REFIRED) == ["recovery"]
+
+
+@pytest.mark.parametrize("drifted", [LATER, EARLIER])
+def test_a_drifted_copy_arriving_after_the_recovery_sends_nothing(app: Any, drifted: str) -> None:
+    """An HA replica or a restarted Prometheus fired the same problem at another time; its copy
+    reaches the mailer after the recovery. It started before that recovery: no "the problem is
+    back", and no second "working again" when it resolves."""
+    assert send(app, "firing", FIRST) == ["problem"]
+    assert send(app, "resolved", FIRST) == ["recovery"]
+    assert send(app, "firing", drifted) == []
+    assert send(app, "resolved", drifted) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,35 +14,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sysnotify.mailer.catalog import Catalog
-from sysnotify.mailer.intake.decide import AlertState, Decision, decide, state_key
+from sysnotify.mailer.intake.decide import AlertState, Audience, Decision, alert_identity, decide
 from sysnotify.mailer.intake.payload import Data, parse
-from tests.support.alertmanager import fixture_payload
+from tests.support.alertmanager import fixture_payload, named, regrouped, with_starts_at
 
 WINDOW = 3600.0
 T0 = 1_795_800_000.0
 
 
 class Memory:
-    """Applies decisions to an in-memory state, as the outbox does in the store."""
+    """Applies decisions to an in-memory state, as the intake transaction does in the store."""
 
     def __init__(self, catalog: Catalog | None = None) -> None:
         self.catalog = catalog or Catalog()
-        self.states: dict[tuple[str, str, str, str], AlertState] = {}
+        self.states: dict[str, AlertState] = {}
 
     def run(
-        self, payload: dict[str, Any] | Data, now: float, audience: str = "customer"
+        self, payload: dict[str, Any] | Data, now: float, audience: Audience = "customer"
     ) -> Decision:
         data = payload if isinstance(payload, Data) else parse(payload)
-        known = {
-            state_key(a): self.states[(data.receiver, data.group_key, *state_key(a))]
-            for a in data.alerts
-            if (data.receiver, data.group_key, *state_key(a)) in self.states
-        }
-        decision = decide(data, self.catalog, known, now, WINDOW, audience)  # type: ignore[arg-type]
+        identities = {alert_identity(a, audience) for a in data.alerts}
+        known = {i: self.states[i] for i in identities if i in self.states}
+        decision = decide(data, self.catalog, known, now, WINDOW, audience)
         for state in decision.states:
-            self.states[(state.receiver, state.group_key, state.fingerprint, state.starts_at)] = (
-                state
-            )
+            self.states[state.identity] = state
         return decision
 
 
@@ -107,6 +104,125 @@ def test_late_firing_copy_after_the_recovery_sends_nothing() -> None:
     memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)
     late = memory.run(fixture_payload("credential_expired_firing"), T0 + 301)
     assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
+
+
+def test_a_route_edit_resends_nothing_and_the_episode_recovers_through_the_new_group() -> None:
+    memory = Memory()
+    firing = fixture_payload("credential_expired_grouped_firing")
+    problem = memory.run(firing, T0).emails[0]
+    # Alertmanager notifies the new group at once, whatever the time since the problem email.
+    moved = memory.run(regrouped(firing), T0 + 3 * WINDOW)
+    assert moved.emails == [] and moved.deduplicated == {"credential_expired": 3}
+    assert memory.run(regrouped(firing), T0 + 3 * WINDOW + 10).emails == []  # its retry
+    # A peer still on the old route repeats the old group: not a new problem either.
+    assert memory.run(firing, T0 + 3 * WINDOW + 20).emails == []
+    partly = regrouped(fixture_payload("credential_expired_grouped_partly_resolved"))
+    recovery = memory.run(partly, T0 + 4 * WINDOW)
+    assert phases(recovery) == [("acc-1002", "credential_expired", "recovery", 1)]
+    assert recovery.emails[0].thread_keys == (problem.notification_key,)
+
+
+def test_reminders_continue_in_the_new_group_threaded_under_the_first_problem() -> None:
+    memory = Memory()
+    firing = fixture_payload("credential_expired_firing")
+    problem = memory.run(firing, T0).emails[0]
+    assert memory.run(regrouped(firing), T0 + 2 * WINDOW).emails == []
+    reminder = memory.run(regrouped(firing), T0 + 3 * WINDOW + 1)  # the new group's repeat
+    assert phases(reminder) == [("acc-1001", "credential_expired", "reminder", 1)]
+    assert reminder.emails[0].thread_keys == (problem.notification_key,)
+
+
+@pytest.mark.parametrize(
+    "late_start",
+    [
+        "2026-11-27T02:40:53.100000Z",  # an HA replica that fired a little later
+        "2026-11-27T02:40:54.709067Z",  # fired exactly when the recovery was recorded
+    ],
+)
+def test_a_later_startsat_not_newer_than_the_recovery_sends_nothing(late_start: str) -> None:
+    memory = Memory()
+    memory.run(fixture_payload("credential_expired_firing"), T0)
+    memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)  # endsAt 02:40:54.709
+    late = with_starts_at(fixture_payload("credential_expired_firing"), late_start)
+    assert memory.run(late, T0 + 310).emails == []
+    # ... and its own resolved copy is no second "working again".
+    assert (
+        memory.run(
+            with_starts_at(fixture_payload("credential_expired_resolved"), late_start), T0 + 320
+        ).emails
+        == []
+    )
+
+
+def test_a_re_fire_after_the_recovery_is_a_new_problem_with_its_own_thread() -> None:
+    memory = Memory()
+    first = memory.run(fixture_payload("credential_expired_firing"), T0).emails[0]
+    memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)
+    refired = "2026-11-27T05:00:00Z"
+    again = memory.run(
+        with_starts_at(fixture_payload("credential_expired_firing"), refired), T0 + 9000
+    )
+    assert phases(again) == [("acc-1001", "credential_expired", "problem", 1)]
+    assert again.emails[0].notification_key != first.notification_key
+    resolved = with_starts_at(fixture_payload("credential_expired_resolved"), refired)
+    for alert in resolved["alerts"]:
+        alert["endsAt"] = "2026-11-27T06:00:00Z"
+    recovery = memory.run(resolved, T0 + 12000)
+    assert phases(recovery) == [("acc-1001", "credential_expired", "recovery", 1)]
+    assert recovery.emails[0].thread_keys == (again.emails[0].notification_key,)
+
+
+def test_renaming_an_account_in_an_alert_label_sends_nothing_until_the_next_reminder() -> None:
+    """Older rules put the name in a label: a rename makes a new alert (new fingerprint) that
+    fires beside the old one, which then resolves."""
+    memory = Memory()
+    old = named(fixture_payload("credential_expired_firing"), "Globex", as_label=True)
+    new = named(fixture_payload("credential_expired_firing"), "Globex Group", as_label=True)
+    problem = memory.run(old, T0).emails[0]
+    both = copy.deepcopy(new)
+    both["alerts"] = old["alerts"] + new["alerts"]
+    assert memory.run(both, T0 + 600).emails == []
+    old_resolved = copy.deepcopy(both)
+    old_resolved["alerts"][0]["status"] = "resolved"
+    old_resolved["alerts"][0]["endsAt"] = "2026-11-27T02:55:00Z"
+    assert memory.run(old_resolved, T0 + 1200).emails == []  # not a false "working again"
+    reminder = memory.run(new, T0 + WINDOW + 600)
+    assert phases(reminder) == [("acc-1001", "credential_expired", "reminder", 1)]
+    assert reminder.emails[0].account_name == "Globex Group"
+    assert reminder.emails[0].thread_keys == (problem.notification_key,)
+
+
+def test_renaming_an_account_in_the_annotation_sends_nothing_and_names_it_anew() -> None:
+    memory = Memory()
+    old = named(fixture_payload("credential_expired_firing"), "Globex", as_label=False)
+    new = named(fixture_payload("credential_expired_firing"), "Globex Group", as_label=False)
+    assert memory.run(old, T0).emails[0].account_name == "Globex"
+    assert memory.run(new, T0 + 600).emails == []
+    assert memory.run(new, T0 + WINDOW + 600).emails[0].account_name == "Globex Group"
+    resolved = named(fixture_payload("credential_expired_resolved"), "Globex Group", as_label=False)
+    recovery = memory.run(resolved, T0 + WINDOW + 900)
+    assert phases(recovery) == [("acc-1001", "credential_expired", "recovery", 1)]
+    assert recovery.emails[0].account_name == "Globex Group"
+
+
+def test_an_identity_is_the_audience_and_the_labels_without_display_names() -> None:
+    alert = parse(fixture_payload("credential_expired_firing")).alerts[0]
+    renamed = replace(alert, labels={**alert.labels, "account_name": "Other"}, fingerprint="f")
+    restarted = replace(alert, starts_at=alert.starts_at + timedelta(minutes=5))
+    other_system = replace(alert, labels={**alert.labels, "system": "hubspot"})
+    identity = alert_identity(alert, "customer")
+    assert alert_identity(renamed, "customer") == identity
+    assert alert_identity(restarted, "customer") == identity
+    assert alert_identity(other_system, "customer") != identity
+    assert alert_identity(alert, "operator") != identity
+
+
+def test_while_the_accounts_data_is_missing_a_reminder_keeps_the_last_name() -> None:
+    """The rules' annotation is empty while the exporter does not publish the account."""
+    memory = Memory()
+    memory.run(named(fixture_payload("credential_expired_firing"), "Globex", as_label=False), T0)
+    missing = named(fixture_payload("credential_expired_firing"), "", as_label=False)
+    assert memory.run(missing, T0 + WINDOW + 1).emails[0].account_name == "Globex"
 
 
 @pytest.mark.parametrize(
@@ -249,3 +365,40 @@ def test_within_the_window_each_alert_is_announced_and_recovered_at_most_once(
     assert all(count == 1 for count in problems.values())
     assert all(count == 1 for count in recoveries.values())
     assert set(recoveries) <= set(problems)  # a recovery always follows its problem
+
+
+ROUTES = ('{}:{account="acc-1002", alertname="CredentialExpired"}', '{}/{tier="gold"}')
+STARTS = ("2026-11-27T02:40:52.597688124Z", "2026-11-27T02:41:30Z")  # both before any endsAt
+moved_step = st.tuples(
+    st.tuples(*[st.sampled_from(["firing", "resolved", "-"])] * 3),
+    st.floats(min_value=0, max_value=WINDOW / 13),
+    st.sampled_from(ROUTES),
+    st.sampled_from(STARTS),
+)
+
+
+@given(steps=st.lists(moved_step, min_size=1, max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_route_edits_and_restarts_within_the_window_announce_each_alert_at_most_once(
+    steps: list[tuple[tuple[str, ...], float, str, str]],
+) -> None:
+    """Payloads from either of two routes (a route edit, or HA peers on two configs), with the
+    startsAt of the first Prometheus or of a restarted one."""
+    memory = Memory()
+    now = T0
+    problems: Counter[str] = Counter()
+    recoveries: Counter[str] = Counter()
+    for statuses, gap, route, starts_at in steps:
+        if not any(s != "-" for s in statuses):
+            continue
+        now += gap
+        payload = with_starts_at(group_payload(statuses), starts_at)
+        if route != ROUTES[0]:
+            payload = regrouped(payload, route)
+        for email in memory.run(payload, now).emails:
+            assert email.phase != "reminder"
+            target = problems if email.phase == "problem" else recoveries
+            target.update(a.labels["system"] for a in email.alerts)
+    assert all(count == 1 for count in problems.values())
+    assert all(count == 1 for count in recoveries.values())
+    assert set(recoveries) <= set(problems)

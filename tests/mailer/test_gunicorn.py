@@ -171,7 +171,9 @@ def test_two_unclustered_alertmanagers_produce_one_email_per_recipient(
     for item in smtp_server.messages:
         by_recipient[item.rcpt_tos[0]].append(item.message)
     assert set(by_recipient) == set(RECIPIENTS[:2])
-    for messages in by_recipient.values():
+    for recipient, messages in by_recipient.items():
+        sent = [(m["X-Sysnotify-Phase"], m["Message-ID"]) for m in messages]
+        assert len(messages) == 2, f"{recipient}: {sent}"
         problem, recovery = messages
         assert recovery["In-Reply-To"] == problem["Message-ID"]
     assert (

@@ -11,7 +11,7 @@ import pytest
 
 from sysnotify.mailer import counters
 from sysnotify.mailer.web.app import deferred_counters_of, mailer_of
-from tests.support.alertmanager import fixture_payload
+from tests.support.alertmanager import fixture_payload, named, regrouped
 from tests.support.clocks import FakeClock
 from tests.support.mailer_app import (
     CREDENTIALS_ONLY,
@@ -184,6 +184,38 @@ def test_duplicates_are_suppressed_and_reminders_sent_after_the_window(
     assert reminder["In-Reply-To"] == problem["Message-ID"]
     assert reminder["X-Sysnotify-Phase"] == "reminder"
     assert reminder["Message-ID"] != problem["Message-ID"]
+
+
+def test_a_route_edit_resends_nothing_and_the_recovery_threads_under_the_problem(
+    app: Any, client: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
+    register(app, "acc-1001")
+    post(client, fixture_payload("credential_expired_firing"))
+    clock.advance(2 * 3600)  # longer than the duplicate window: not mistaken for a repeat
+    assert post(client, regrouped(fixture_payload("credential_expired_firing"))).json["queued"] == 0
+    resolved = regrouped(fixture_payload("credential_expired_resolved"))
+    assert post(client, resolved).json["queued"] == 3
+    deliver(app)
+    problem, recovery = smtp_server.to(PRIMARY)
+    assert (problem["X-Sysnotify-Phase"], recovery["X-Sysnotify-Phase"]) == ("problem", "recovery")
+    assert recovery["In-Reply-To"] == problem["Message-ID"]
+
+
+def test_a_renamed_account_sends_nothing_and_the_next_email_carries_the_new_name(
+    app: Any, client: Any, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
+    register(app, "acc-1001")
+    firing = fixture_payload("credential_expired_firing")
+    post(client, named(firing, "Globex", as_label=False))
+    clock.advance(600)
+    assert post(client, named(firing, "Globex Group", as_label=False)).json["queued"] == 0
+    clock.advance(3600)  # Alertmanager's repeat
+    assert post(client, named(firing, "Globex Group", as_label=False)).json["queued"] == 3
+    deliver(app)
+    problem, reminder = smtp_server.to(PRIMARY)
+    assert "Globex" in problem["Subject"] and "Globex Group" not in problem["Subject"]
+    assert "Globex Group" in reminder["Subject"]
+    assert reminder["In-Reply-To"] == problem["Message-ID"]
 
 
 def test_unknown_alertname_goes_to_the_primary_only_and_is_counted(

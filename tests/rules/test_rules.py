@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from sysnotify.mailer.catalog import DEFAULT_KINDS
+from sysnotify.mailer.intake.decide import ACCOUNT_NAME, DISPLAY_LABELS
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "alert_rules"
@@ -39,6 +40,13 @@ CUSTOMER_ALERTS: dict[str, tuple[str | None, set[str]]] = {
     "PrivacyOptOutPending": (None, {"pending_requests", "oldest_pending_at"}),
     "DataSyncDelayed": (None, {"reason", "running_seconds", "last_success_at"}),
 }
+# The account's display name reaches the mailer as this annotation, looked up when the alert is
+# evaluated (empty while the account's data is missing); never as a label, which would make a
+# renamed account's alerts new alerts.
+ACCOUNT_NAME_ANNOTATION = (
+    '{{ with printf "abm_account_info{account=%q}" $labels.account | query }}'
+    '{{ . | first | label "account_name" }}{{ end }}'
+)
 OPERATOR_ALERTS = {
     "SysnotifyExporterDown",
     "SysnotifyAccountDataStale",
@@ -150,11 +158,14 @@ def test_customer_alert_labels_annotations_and_missing_data_guard(alertname: str
     assert labels["category"] in CUSTOMER_CATEGORIES
     assert labels["severity"] in SEVERITIES
     scope_label, data_annotations = CUSTOMER_ALERTS[alertname]
-    assert set(annotations) == {"summary", "description", "runbook_url"} | data_annotations
+    assert set(annotations) == {"summary", "description", "runbook_url", ACCOUNT_NAME} | (
+        data_annotations
+    )
+    assert annotations[ACCOUNT_NAME] == ACCOUNT_NAME_ANNOTATION
     assert "{{" not in annotations["summary"], "summary is a static sentence"
     assert annotations["runbook_url"] == RUNBOOK_URL.format(anchor=alertname.lower())
     expr = rule["expr"]
-    assert "group_left (account_name)" in expr and "abm_account_info" in expr
+    assert "and on (account) abm_account_info" in expr  # named accounts only, as before
     if scope_label:
         assert scope_label in expr
     # A vanished series must not look like a fix: keep_firing_for plus the held ALERTS series
@@ -162,6 +173,17 @@ def test_customer_alert_labels_annotations_and_missing_data_guard(alertname: str
     assert rule.get("keep_firing_for"), f"{alertname} has no keep_firing_for"
     assert f'ALERTS{{alertname="{alertname}", alertstate="firing"}}' in expr
     assert "unless on (account) sysnotify_exporter_account_last_event_timestamp_seconds" in expr
+
+
+@pytest.mark.parametrize("alertname", sorted(ALERTS))
+def test_no_alert_carries_a_display_name_as_a_label(alertname: str) -> None:
+    """A label is part of the alert's identity in Prometheus and Alertmanager: a display name
+    there makes every rename end the alert (a false recovery) and start a new one."""
+    rule = ALERTS[alertname]
+    assert not DISPLAY_LABELS & set(rule.get("labels", {}))
+    assert "group_left" not in rule["expr"], "a join would copy the info metric's labels"
+    for expected in unit_test_evaluations().get(alertname, {"firing": []})["firing"]:
+        assert not DISPLAY_LABELS & set(expected.get("exp_labels", {})), expected
 
 
 @pytest.mark.parametrize("alertname", sorted(OPERATOR_ALERTS))

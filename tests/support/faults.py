@@ -39,7 +39,6 @@ def notification(
     started = starts_at or datetime(2026, 11, 27, 2, 0, tzinfo=UTC) + timedelta(seconds=number)
     labels = {
         "account": account,
-        "account_name": f"Customer {account}",
         "alertname": "CredentialExpired",
         "audience": "customer",
         "category": "credentials",
@@ -48,6 +47,7 @@ def notification(
         "case": str(number),
     }
     annotations = {
+        "account_name": f"Customer {account}",
         "summary": "An integration password has expired.",
         "description": f"The {system} password of Customer {account} expired.",
         "reason": "expired",
