@@ -15,6 +15,7 @@ from sysnotify.mailer.retention import Pruner
 from sysnotify.mailer.web.app import mailer_of
 from tests.support.alertmanager import fixture_payload
 from tests.support.clocks import FakeClock
+from tests.support.faults import notification
 from tests.support.mailer_app import CREDENTIALS_ONLY, admin, deliver, post, queue_three, register
 from tests.support.mailer_config import TOKENS_ENV, config_mapping
 from tests.support.smtp import SmtpServer
@@ -175,14 +176,12 @@ def test_pruning_deletes_bounded_batches_and_lets_webhooks_commit_between_them(
 ) -> None:
     batch = retention.PRUNE_BATCH
     old_sent_rows(app, 2 * batch + 100)
-    register(app, "acc-2006")
+    register(app, "acc-0000")
     client = app.test_client()
     between: list[tuple[int, int]] = []
 
     def pause(seconds: float) -> bool:
-        payload = fixture_payload("data_sync_delayed_firing")
-        payload["groupKey"] += str(len(between))
-        queued = post(client, payload).json["queued"]
+        queued = post(client, notification(len(between), accounts=1)).json["queued"]
         between.append((kept(app)["sent"], queued))
         return False
 
