@@ -108,6 +108,29 @@ EXPORTER = Section(
             "are pruned once a day",
         ),
         Setting(
+            "sync_run_retention_days",
+            Integer(
+                minimum=2,
+                expected="an integer of at least 2",
+                out_of_range="must be at least 2",
+            ),
+            default=42,
+            meaning="sync runs that started more than this many days ago are pruned once a "
+            "day, except each account's latest started, latest successful and latest finished "
+            "run, which the sync metrics show",
+        ),
+        Setting(
+            "idle_account_retention_days",
+            Integer(
+                minimum=2,
+                expected="an integer of at least 2",
+                out_of_range="must be at least 2 (longer than SysnotifyAccountDataStale's 26h)",
+            ),
+            default=90,
+            meaning="an account with no fact left (credential, API usage, web visits, sync "
+            "run, privacy request) and no event for this many days is forgotten once a day",
+        ),
+        Setting(
             "events_max_ahead",
             Duration(),
             default="1d",
@@ -147,6 +170,8 @@ class ExporterConfig:
     max_body_bytes: int = EXPORTER.field("max_body_bytes")
     threads: int = EXPORTER.field("threads")
     retention_days: int = EXPORTER.field("retention_days")
+    sync_run_retention_days: int = EXPORTER.field("sync_run_retention_days")
+    idle_account_retention_days: int = EXPORTER.field("idle_account_retention_days")
     events_max_ahead: float = EXPORTER.field("events_max_ahead")
     events_max_age: float = EXPORTER.field("events_max_age")
     access_log: bool = EXPORTER.field("access_log")

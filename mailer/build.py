@@ -67,6 +67,7 @@ class Mailer:
                 config.dedup.state_retention_seconds,
                 clock,
                 lease_margin=2 * config.smtp.timeout_seconds,
+                retention=config.retention,
             )
             for _ in range(config.delivery.threads)
         ]

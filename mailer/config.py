@@ -258,6 +258,35 @@ DEDUP = Section(
     ),
 )
 
+RETENTION = Section(
+    "retention",
+    (
+        Setting(
+            "sent_emails",
+            Duration(minimum=3600.0),
+            default="35d",
+            attribute="sent_emails_seconds",
+            meaning="sent emails are deleted from the outbox this long after they were sent; "
+            "longer than dedup.state_retention",
+        ),
+        Setting(
+            "failed_emails",
+            Duration(minimum=3600.0),
+            default="90d",
+            attribute="failed_emails_seconds",
+            meaning="emails given up on are deleted this long after; longer than "
+            "dedup.state_retention",
+        ),
+        Setting(
+            "undeliverable",
+            Duration(minimum=3600.0),
+            default="30d",
+            attribute="undeliverable_seconds",
+            meaning="notifications kept as undeliverable are deleted this long after they arrived",
+        ),
+    ),
+)
+
 OPERATORS = Section(
     "operators",
     (
@@ -366,6 +395,7 @@ MAILER = Section(
         SMTP,
         DELIVERY,
         DEDUP,
+        RETENTION,
         OPERATORS,
         NOTIFICATIONS,
         BRAND,
@@ -433,6 +463,13 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    sent_emails_seconds: float = RETENTION.field("sent_emails_seconds")
+    failed_emails_seconds: float = RETENTION.field("failed_emails_seconds")
+    undeliverable_seconds: float = RETENTION.field("undeliverable_seconds")
+
+
+@dataclass(frozen=True)
 class OperatorsConfig:
     addresses: tuple[str, ...] = OPERATORS.field("addresses")
 
@@ -446,6 +483,7 @@ class MailerConfig:
     admin: AdminConfig = AdminConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     dedup: DedupConfig = DedupConfig()
+    retention: RetentionConfig = RetentionConfig()
     operators: OperatorsConfig = OperatorsConfig()
     send_recovery: Mapping[str, bool] = NOTIFICATIONS.field("send_recovery")
     templates_dir: Path | None = MAILER.field("templates_dir")
@@ -462,6 +500,7 @@ DATACLASSES: tuple[tuple[Section, type], ...] = (
     (SMTP, SmtpConfig),
     (DELIVERY, DeliveryConfig),
     (DEDUP, DedupConfig),
+    (RETENTION, RetentionConfig),
     (OPERATORS, OperatorsConfig),
     (BRAND, Brand),
 )
@@ -512,6 +551,7 @@ def config_from_mapping(
         smtp=SmtpConfig(**values["smtp"]),
         delivery=DeliveryConfig(**values["delivery"]),
         dedup=DedupConfig(**values["dedup"]),
+        retention=RetentionConfig(**values["retention"]),
         operators=OperatorsConfig(**values["operators"]),
         send_recovery=values["notifications"]["send_recovery"],
         brand=Brand(**values["brand"]),
@@ -534,7 +574,27 @@ def _check_across_settings(values: dict[str, Any], problems: list[str]) -> None:
         )
     if dedup["state_retention_seconds"] <= dedup["duplicate_window_seconds"]:
         problems.append("dedup.state_retention: must be longer than dedup.duplicate_window")
+    _check_outbox_outlasts_dedup(values["retention"], dedup, problems)
     try:
         Catalog.with_overrides(values["notifications"]["send_recovery"])
     except CatalogError as error:
         problems.append(f"notifications.send_recovery: {error}")
+
+
+def _check_outbox_outlasts_dedup(
+    retention: dict[str, Any], dedup: dict[str, Any], problems: list[str]
+) -> None:
+    """A finished outbox row's unique (notification key, recipient) backs up the alert state
+    against re-delivered webhooks: it must be kept longer than the state and every window."""
+    relied_on = max(
+        dedup["state_retention_seconds"],
+        dedup["duplicate_window_seconds"],
+        *dedup["receiver_windows"].values(),
+    )
+    for key in ("sent_emails", "failed_emails"):
+        if retention[f"{key}_seconds"] <= relied_on:
+            problems.append(
+                f"retention.{key}: must be longer than dedup.state_retention and every "
+                "duplicate window: an email's outbox row stops a re-delivered webhook from "
+                "sending it again"
+            )

@@ -105,13 +105,37 @@ class FactStore(Protocol):
         """
         ...
 
-    def prune(self, before_day: int) -> int:
-        """Drops per-page visits and handled privacy requests older than `before_day`, and
-        the accounts offboarded before it.
+    # -- retention (sysnotify.exporter.retention calls these until they return 0) -----------
+
+    def prune_web_visits(self, before_day: int, limit: int) -> int:
+        """Deletes up to `limit` per-page visits of days before `before_day` and the daily
+        totals of the days it empties, in one short transaction; returns the rows deleted.
 
         Windows never look back more than 35 days, and each account's first web day is kept
-        apart, so pruning older facts changes no metric. Returns the facts removed.
+        apart, so pruning older facts changes no metric.
         """
+        ...
+
+    def prune_privacy_requests(self, received_before: float, limit: int) -> int:
+        """Deletes up to `limit` handled privacy requests received before `received_before`;
+        returns how many. Pending requests are never deleted."""
+        ...
+
+    def prune_offboarded_accounts(self, offboarded_before: float, limit: int) -> int:
+        """Deletes up to `limit` accounts offboarded before `offboarded_before`; returns how
+        many (their lifecycle rows stay)."""
+        ...
+
+    def prune_sync_runs(self, started_before: float, limit: int) -> int:
+        """Deletes up to `limit` sync runs started before `started_before`, except each
+        account's latest started, latest successful and latest finished run (what the sync
+        metrics show); returns how many."""
+        ...
+
+    def prune_idle_accounts(self, idle_since: float, limit: int) -> int:
+        """Forgets up to `limit` accounts without any fact (credential, API usage, web visits,
+        sync run, privacy request) and without an event since `idle_since`; returns how many.
+        The version counter moves when any is forgotten."""
         ...
 
     # -- reading ---------------------------------------------------------------------------

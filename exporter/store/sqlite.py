@@ -26,7 +26,7 @@ from sysnotify.exporter.events import (
     day_to_iso,
 )
 from sysnotify.exporter.lifecycle import ACCOUNT_SCOPE, ScopeState, is_dropped, lifecycle_scope
-from sysnotify.exporter.store import DAY, AccountFacts, ApplyResult, BatchRejected
+from sysnotify.exporter.store import AccountFacts, ApplyResult, BatchRejected
 from sysnotify.sqlite import Database, Migration, StoreError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteFactStore"]
@@ -158,6 +158,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
     Migration(
+        6,
+        "indexes for retention: daily totals by day, sync runs by start, handled requests",
+        """
+        CREATE INDEX web_daily_day ON web_daily (day);
+        CREATE INDEX sync_runs_started ON sync_runs (started_at);
+        CREATE INDEX privacy_completed ON privacy_requests (received_at)
+            WHERE status = 'completed';
+    """,
+    ),
+    Migration(
         7,
         "lifecycle: integrations disconnected and accounts offboarded, the latest event of each",
         # One row per scope: an account's integration (system), or the account itself (''). An
@@ -177,6 +187,20 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 LIFECYCLE_SCHEMA = 7
+
+# A run the sync metrics show: the account's latest started, latest successful or latest
+# finished one (ties kept). Prunable runs are older than all three.
+_PRUNABLE_RUN = (
+    "started_at < (SELECT MAX(started_at) FROM sync_runs WHERE account = r.account)"
+    " AND (finished_at IS NULL"
+    " OR finished_at < (SELECT MAX(finished_at) FROM sync_runs WHERE account = r.account))"
+    " AND (status IS NOT 'success' OR finished_at < (SELECT MAX(finished_at) FROM sync_runs"
+    " WHERE account = r.account AND status = 'success'))"
+)
+_FACT_TABLES = ("credentials", "api_usage", "web_visits", "sync_runs", "privacy_requests")
+_NO_FACTS = " AND ".join(
+    f"NOT EXISTS (SELECT 1 FROM {table} WHERE account = a.account)" for table in _FACT_TABLES
+)
 
 
 _SQL = {
@@ -603,25 +627,123 @@ class SqliteFactStore:
             for account, day in sorted(over)
         ]
 
-    def prune(self, before_day: int) -> int:
-        """Drops per-page visits and handled privacy requests older than `before_day`, and the
-        accounts offboarded before it (their lifecycle rows stay).
+    # -- retention -------------------------------------------------------------------------
+    # Each call is one short write transaction of at most `limit` rows, found through an
+    # index or read before the write lock is taken; see sysnotify.exporter.retention.
+
+    def prune_web_visits(self, before_day: int, limit: int) -> int:
+        """Deletes up to `limit` per-page visits of days before `before_day`, oldest days first,
+        and the daily totals of the days it empties; returns the rows deleted (0: none left).
 
         Windows never look back more than 35 days, and each account's first web day is kept
-        apart, so pruning older facts changes no metric. Returns the rows removed.
+        apart (web_accounts), so this changes no metric.
         """
+        days = (
+            self.connection()
+            .execute(
+                "SELECT account, day FROM web_daily WHERE day < ? ORDER BY day LIMIT ?",
+                (before_day, limit),
+            )
+            .fetchall()
+        )
+        visits = totals = 0
         with self.db.write() as conn:
-            removed = conn.execute(
-                "DELETE FROM accounts WHERE account IN (SELECT account FROM lifecycle"
-                " WHERE system = '' AND ended = 1 AND at < ?)",
-                (before_day * DAY,),
+            for account, day in days:
+                budget = limit - visits  # at least 1: the loop stops when it is used up
+                deleted = conn.execute(
+                    "DELETE FROM web_visits WHERE (account, day, page) IN (SELECT account, day,"
+                    " page FROM web_visits WHERE account = ? AND day = ? LIMIT ?)",
+                    (account, day, budget),
+                ).rowcount
+                visits += deleted
+                if deleted == budget:
+                    break  # the day may hold more; the next call goes on with it
+                totals += conn.execute(
+                    "DELETE FROM web_daily WHERE account = ? AND day = ?", (account, day)
+                ).rowcount
+        return visits + totals
+
+    def prune_privacy_requests(self, received_before: float, limit: int) -> int:
+        """Deletes up to `limit` handled (completed) privacy requests received before
+        `received_before`; returns how many. Pending requests are never deleted."""
+        with self.db.write() as conn:
+            return conn.execute(
+                "DELETE FROM privacy_requests WHERE (account, request_id) IN (SELECT account,"
+                " request_id FROM privacy_requests WHERE status = 'completed'"
+                " AND received_at < ? ORDER BY received_at LIMIT ?)",
+                (received_before, limit),
             ).rowcount
-            removed += conn.execute("DELETE FROM web_visits WHERE day < ?", (before_day,)).rowcount
-            removed += conn.execute("DELETE FROM web_daily WHERE day < ?", (before_day,)).rowcount
-            removed += conn.execute(
-                "DELETE FROM privacy_requests WHERE status = 'completed' AND received_at < ?",
-                (before_day * DAY,),
+
+    def prune_offboarded_accounts(self, offboarded_before: float, limit: int) -> int:
+        """Deletes up to `limit` accounts offboarded before `offboarded_before` (the last
+        series they kept, their last event time, goes with them); returns how many. Their
+        lifecycle rows stay, so that a late fact never brings such an account back."""
+        with self.db.write() as conn:
+            return conn.execute(
+                "DELETE FROM accounts WHERE account IN (SELECT l.account FROM lifecycle AS l"
+                " JOIN accounts AS a ON a.account = l.account"
+                " WHERE l.system = '' AND l.ended = 1 AND l.at < ? LIMIT ?)",
+                (offboarded_before, limit),
             ).rowcount
+
+    def prune_sync_runs(self, started_before: float, limit: int) -> int:
+        """Deletes up to `limit` sync runs started before `started_before` that none of the
+        sync metrics shows; returns how many.
+
+        The runs are chosen outside the write lock; each is deleted only if it is unchanged
+        since (a run that finished meanwhile may have become the latest finished one). A run
+        unchanged stays prunable: the runs the metrics show are never deleted, and newer runs
+        only push it further back.
+        """
+        runs = (
+            self.connection()
+            .execute(
+                "SELECT account, run_id, finished_at, status FROM sync_runs AS r"
+                f" WHERE started_at < ? AND {_PRUNABLE_RUN} ORDER BY started_at LIMIT ?",
+                (started_before, limit),
+            )
+            .fetchall()
+        )
+        if not runs:
+            return 0
+        with self.db.write() as conn:
+            return conn.executemany(
+                "DELETE FROM sync_runs WHERE account = ? AND run_id = ?"
+                " AND finished_at IS ? AND status IS ?",
+                runs,
+            ).rowcount
+
+    def prune_idle_accounts(self, idle_since: float, limit: int) -> int:
+        """Forgets up to `limit` accounts without any fact and without an event since
+        `idle_since` (their name and first web day too); returns how many.
+
+        The version counter moves when any is forgotten: its series leave /metrics.
+        """
+        accounts = (
+            self.connection()
+            .execute(
+                f"SELECT account FROM accounts AS a WHERE last_event_at < ? AND {_NO_FACTS}"
+                " LIMIT ?",
+                (idle_since, limit),
+            )
+            .fetchall()
+        )
+        if not accounts:
+            return 0
+        removed = 0
+        with self.db.write() as conn:
+            for (account,) in accounts:
+                # Checked again under the lock: an event may have arrived meanwhile.
+                if conn.execute(
+                    f"DELETE FROM accounts AS a WHERE account = ? AND last_event_at < ?"
+                    f" AND {_NO_FACTS}",
+                    (account, idle_since),
+                ).rowcount:
+                    conn.execute("DELETE FROM web_accounts WHERE account = ?", (account,))
+                    conn.execute("DELETE FROM web_daily WHERE account = ?", (account,))
+                    removed += 1
+            if removed:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
         return removed
 
     # -- reading ---------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
@@ -12,9 +13,9 @@ from prometheus_client import CollectorRegistry
 from sysnotify.exporter.collector import IngestStats
 from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.exposition import ExpositionCache
+from sysnotify.exporter.retention import prune
 from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.store import FactStore
-from sysnotify.sqlite import StoreError
 
 log = logging.getLogger("gunicorn.error")
 
@@ -33,19 +34,31 @@ class ExporterState:
     registry: CollectorRegistry  # the exporter's own metrics (SelfCollector)
     clock: Callable[[], float]
     pruned_day: int | None = None
+    pruning: threading.Thread | None = None  # the latest daily prune
+    _prune_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def prune_once_a_day(self) -> None:
-        """Drops facts older than `retention_days`, at the first applied batch of each UTC day.
-
-        A failure is logged, not raised: the batch is already applied and answered as such.
+        """Starts the day's prune (sysnotify.exporter.retention) at the first applied batch of
+        each UTC day, in a thread of its own: the batch is answered without waiting for it.
         """
-        today = utc_day(self.clock())
-        if self.pruned_day == today:
-            return
-        self.pruned_day = today
+        now = self.clock()
+        with self._prune_lock:
+            if self.pruned_day == utc_day(now):
+                return
+            self.pruned_day = utc_day(now)
+            if self.pruning is not None and self.pruning.is_alive():
+                return  # yesterday's is still going; a day's worth more waits for tomorrow's
+            thread = self.pruning = threading.Thread(
+                target=self._prune, args=(now,), name="sysnotify-exporter-prune", daemon=True
+            )
+        thread.start()
+
+    def _prune(self, now: float) -> None:
+        """A failure is logged, not raised: the next day's prune goes on where this one
+        stopped."""
         try:
-            self.store.prune(today - self.config.retention_days)
-        except StoreError:
+            prune(self.store, self.config, now)
+        except Exception:  # noqa: BLE001 - a thread of its own: nobody else would see it
             log.exception("pruning old facts failed")
 
 

@@ -27,6 +27,9 @@ Transient failures (connection, timeout, 4xx) are retried with exponential backo
 jitter, capped; after `max_attempts` or `max_age` the row is failed. Permanent failures (5xx,
 a template that cannot render, a header that cannot be built) fail the row at once. Failed
 rows stay visible in the admin API and are counted.
+
+Between emails each thread also runs the store's pruning when it is due
+(sysnotify.mailer.retention).
 """
 
 from __future__ import annotations
@@ -45,18 +48,18 @@ from typing import Protocol
 
 from sysnotify.mailer import counters
 from sysnotify.mailer.catalog import Catalog
-from sysnotify.mailer.config import DeliveryConfig
+from sysnotify.mailer.config import DeliveryConfig, RetentionConfig
 from sysnotify.mailer.delivery.lease import ClaimLost, LeaseKeeper
 from sysnotify.mailer.delivery.message import OutgoingMessage, build_message
 from sysnotify.mailer.delivery.queue import Queue, tracking_headers
 from sysnotify.mailer.delivery.smtp import KeepClaim, PermanentSendError, SendError
 from sysnotify.mailer.model import Brand, EmailRequest, RenderedEmail
+from sysnotify.mailer.retention import Pruner
 from sysnotify.mailer.store import OutboxRow, Store, StoreError
 from sysnotify.mailer.stored_request import email_request
 
 log = logging.getLogger("gunicorn.error")
 
-PRUNE_EVERY_SECONDS = 3600.0
 RENDER_CACHE_SIZE = 64  # notifications x roles; a claim batch spans a few notifications
 
 
@@ -109,17 +112,19 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
         lease_margin: float | None = None,
+        retention: RetentionConfig | None = None,
     ) -> None:
         """:param lease_margin: the lease a send must have left before each SMTP step, the
         longest stretch between two of them (default: half the lease); a claimed row
-        is not started with less than this left, and a send extends its lease to keep it."""
+        is not started with less than this left, and a send extends its lease to keep it.
+        :param retention: how long finished emails and undeliverable notes are kept
+        (default: the declared defaults)."""
         self.store = store
         self.catalog = catalog
         self.renderer = renderer
         self.sender = sender
         self.brand = brand
         self.config = config
-        self.state_retention = state_retention
         self.clock = clock
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.queue = Queue(store, self.worker_id, config.lease_seconds)
@@ -127,7 +132,6 @@ class DeliveryWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consecutive_failures = 0
-        self._last_prune = 0.0
         self.lease_margin = config.lease_seconds / 2 if lease_margin is None else lease_margin
         self._claimed: deque[OutboxRow] = deque()
         # An email the SMTP server accepted whose "sent" mark the store has not taken yet,
@@ -135,6 +139,9 @@ class DeliveryWorker:
         self._unrecorded: tuple[OutboxRow, float] | None = None
         self._renders: OrderedDict[tuple[str, str], RenderedEmail] = OrderedDict()
         self._start_deadline = 0.0
+        self.pruner = Pruner(
+            store, retention or RetentionConfig(), state_retention, clock, self._stop.wait
+        )
 
     # -- one step -------------------------------------------------------------------------
 
@@ -311,9 +318,7 @@ class DeliveryWorker:
             outcome: str | None = None
             try:
                 outcome = self.run_once()
-                if self.clock() - self._last_prune > PRUNE_EVERY_SECONDS:
-                    self._last_prune = self.clock()
-                    self.store.forget_alert_states(self.clock() - self.state_retention)
+                self.pruner.prune_if_due()
             except StoreError as error:
                 log.error("delivery: store: %s", error)
                 outcome = None

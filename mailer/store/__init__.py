@@ -5,6 +5,7 @@ The parts and what they need:
   rows, the undeliverable notes and the counters, committed together or not at all);
 - delivery: claiming outbox rows under a lease and marking them sent, retried or failed, each
   change checked against the claim it was made under (`Claim`);
+- retention: deleting what is no longer needed, a bounded batch per transaction;
 - the recipient registry: one `RecipientTransaction` per change;
 - the lifecycle commands (integrations disconnected, accounts offboarded): one
   `LifecycleTransaction` per command;
@@ -288,6 +289,22 @@ class Store(Protocol):
 
     def forget_alert_states(self, seen_before: float) -> int:
         """Drops episodes not seen since `seen_before`; returns how many."""
+        ...
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune_emails(self, status: str, finished_before: float, limit: int) -> int:
+        """Deletes up to `limit` outbox rows of `status` ("sent" or "failed"; never a pending
+        row) finished before `finished_before`, oldest first, in one short transaction;
+        returns how many.
+
+        :raise ValueError: for any other status.
+        """
+        ...
+
+    def prune_undeliverable(self, received_before: float, limit: int) -> int:
+        """Deletes up to `limit` undeliverable notes kept before `received_before`, oldest
+        first, in one short transaction; returns how many."""
         ...
 
     # -- the recipient registry -----------------------------------------------------------

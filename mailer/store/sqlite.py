@@ -165,6 +165,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     ),
     Migration(
+        6,
+        "indexes for retention: finished outbox rows and undeliverable notes by age",
+        """
+    CREATE INDEX outbox_finished ON outbox (status, finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX undeliverable_received ON undeliverable (received_at);
+    """,
+    ),
+    Migration(
         7,
         "lifecycle: offboarded accounts, disconnected integrations, the labels of episodes",
         """
@@ -641,6 +649,27 @@ class SqliteStore:
         with self.db.write() as tx:
             return tx.execute(
                 "DELETE FROM alert_state WHERE last_seen_at < ?", (seen_before,)
+            ).rowcount
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune_emails(self, status: str, finished_before: float, limit: int) -> int:
+        if status not in ("sent", "failed"):
+            raise ValueError(f"only sent or failed emails are pruned, not {status!r}")
+        with self.db.write() as tx:
+            # Through outbox_finished: `finished_at < ?` implies its `finished_at IS NOT NULL`.
+            return tx.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = ?"
+                " AND finished_at < ? ORDER BY finished_at LIMIT ?)",
+                (status, finished_before, limit),
+            ).rowcount
+
+    def prune_undeliverable(self, received_before: float, limit: int) -> int:
+        with self.db.write() as tx:
+            return tx.execute(
+                "DELETE FROM undeliverable WHERE id IN (SELECT id FROM undeliverable"
+                " WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                (received_before, limit),
             ).rowcount
 
     # -- the recipient registry -----------------------------------------------------------

@@ -14,6 +14,7 @@ from sysnotify.exporter.config import ExporterConfig
 from sysnotify.exporter.store import ApplyResult
 from sysnotify.exporter.store.sqlite import SqliteFactStore
 from sysnotify.exporter.web.app import create_app
+from sysnotify.exporter.web.state import exporter_of
 from tests.support.exporter import TOKEN, Clock, validated
 
 
@@ -40,9 +41,13 @@ def apply(store: SqliteFactStore) -> Callable[..., ApplyResult]:
 
 
 @pytest.fixture
-def app(store: SqliteFactStore, clock: Clock) -> Flask:
+def app(store: SqliteFactStore, clock: Clock) -> Iterator[Flask]:
     config = ExporterConfig(ingest_token=TOKEN, max_body_bytes=64 * 1024)
-    return create_app(config, store=store, clock=clock)
+    app = create_app(config, store=store, clock=clock)
+    yield app
+    pruning = exporter_of(app).pruning  # the daily prune a batch started, before the store closes
+    if pruning is not None:
+        pruning.join()
 
 
 @pytest.fixture

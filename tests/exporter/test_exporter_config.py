@@ -53,7 +53,8 @@ def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
         tmp_path,
         "listen: nowhere\nthreads: 0\nretention_days: 7\naccess_log: 1\n"
         "max_body_bytes: ten\ningest_token: short\ncolour: blue\n"
-        "events_max_ahead: soon\nevents_max_age: 30d\n",
+        "events_max_ahead: soon\nevents_max_age: 30d\n"
+        "sync_run_retention_days: 1\nidle_account_retention_days: 0\n",
     )
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
@@ -67,8 +68,12 @@ def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
             "ingest_token: must be at least 16 characters",
             "events_max_ahead: not a duration: 'soon' (use e.g. 30s, 15m, 1h, 7d)",
             "events_max_age: must be at least 36d (the windows look back 35 days)",
+            "sync_run_retention_days: must be at least 2",
+            "idle_account_retention_days: must be at least 2 (longer than "
+            "SysnotifyAccountDataStale's 26h)",
             "unknown settings: colour (known: access_log, db, events_max_age, events_max_ahead, "
-            "ingest_token, ingest_token_file, listen, max_body_bytes, retention_days, threads)",
+            "idle_account_retention_days, ingest_token, ingest_token_file, listen, "
+            "max_body_bytes, retention_days, sync_run_retention_days, threads)",
         ]
     )
     assert str(caught.value).startswith("invalid exporter configuration:\n  - ")

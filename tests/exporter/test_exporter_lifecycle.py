@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sysnotify.exporter.series import utc_day
+from sysnotify.exporter.store import DAY
 from sysnotify.exporter.store.sqlite import SqliteFactStore
 from tests.support.exporter import (
     AUTH,
@@ -124,8 +125,10 @@ def test_an_onboarded_account_starts_fresh(store, apply, clock) -> None:
 def test_an_offboarded_account_ages_out_and_does_not_come_back(store, apply, clock) -> None:
     seed(apply)
     apply(offboarded())
-    assert store.prune(utc_day(NOW)) == 0  # offboarded today: not yet
-    assert store.prune(utc_day(NOW) + 1) == 1  # the account row; its facts went at once
+    today = utc_day(NOW) * DAY
+    assert store.prune_offboarded_accounts(today, 100) == 0  # offboarded today: not yet
+    # The next day: the account row; its facts went at once.
+    assert store.prune_offboarded_accounts(today + DAY, 100) == 1
     assert series(store, clock) == []
     apply(credential(checked_at=ago(days=3)))  # a very late report of an old check
     assert not [line for line in series(store, clock) if line.startswith("abm_")]

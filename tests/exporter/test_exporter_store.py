@@ -13,6 +13,7 @@ from sysnotify.exporter.series import utc_day
 from sysnotify.exporter.store import BatchRejected, StoreError
 from sysnotify.exporter.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteFactStore
 from tests.support.exporter import (
+    FACT_TABLES,
     NOW,
     account,
     ago,
@@ -26,23 +27,12 @@ from tests.support.exporter import (
     web_visits,
 )
 
-TABLES = (
-    "accounts",
-    "credentials",
-    "api_usage",
-    "web_visits",
-    "web_daily",
-    "web_accounts",
-    "sync_runs",
-    "privacy_requests",
-)
-
 
 def dump(store: SqliteFactStore, skip_last_event: bool = True) -> dict[str, list[tuple]]:
     """Every fact table's rows; last_event_at (when an event was applied) left out."""
     conn = store.connection()
     rows = {}
-    for table in TABLES:
+    for table in FACT_TABLES:
         columns = [
             r[1]
             for r in conn.execute(f"PRAGMA table_info({table})")
@@ -259,8 +249,10 @@ def test_prune_drops_old_facts_without_changing_metrics(store, clock):
         )
     )
     text = exposition(store, clock)
-    removed = store.prune(utc_day(NOW) - 42)
-    assert removed > 0
+    cutoff = utc_day(NOW) - 42
+    assert store.prune_web_visits(cutoff, 1000) == 18 * 2  # visits and daily totals
+    assert store.prune_web_visits(cutoff, 1000) == 0
+    assert store.prune_privacy_requests(cutoff * 86400, 1000) == 1
     assert exposition(store, clock) == text
     conn = store.connection()
     assert conn.execute("SELECT MIN(day) FROM web_visits").fetchone()[0] == utc_day(NOW) - 42

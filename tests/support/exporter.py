@@ -20,6 +20,17 @@ NOW = NOW_DT.timestamp()
 TOKEN = "test-token-0123456789abcdef"
 # The times events may name at NOW, under the default settings.
 WINDOW = ExporterConfig().event_window(NOW)
+# Every table of the fact store that holds facts (meta aside).
+FACT_TABLES = (
+    "accounts",
+    "credentials",
+    "api_usage",
+    "web_visits",
+    "web_daily",
+    "web_accounts",
+    "sync_runs",
+    "privacy_requests",
+)
 
 
 def ts(dt: datetime) -> str:
