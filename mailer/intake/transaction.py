@@ -12,6 +12,8 @@ fast; the email request is stored in the row (sysnotify.mailer.stored_request).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,7 +74,14 @@ def _undeliverable(
     phase: str,
     reason: str,
     alerts: Sequence[Alert],
+    audience: Audience,
 ) -> UndeliverableNote:
+    """A note of alerts nobody can receive, named by what it is about: the alerts' episodes
+    (identity and startsAt), the reason, and whether it is their problem (reminders are the
+    same news) or their end. Alertmanager's retries, HA copies and repeats name the same."""
+    about = sorted((alert_identity(a, audience), a.starts_at_text) for a in alerts)
+    ending = "recovery" if phase == "recovery" else "problem"
+    episode = hashlib.sha256(json.dumps([reason, ending, about]).encode()).hexdigest()
     return UndeliverableNote(
         now,
         receiver,
@@ -89,6 +98,7 @@ def _undeliverable(
             }
             for a in alerts
         ],
+        episode,
     )
 
 
@@ -151,48 +161,32 @@ class Intake:
             )
             for state in (*aside.states, *decision.states):
                 tx.save_state(state)
+
+            def keep_undeliverable(
+                account: str, notification: str, phase: str, reason: str, alerts: Sequence[Alert]
+            ) -> int:
+                note = _undeliverable(
+                    now, data.receiver, account, notification, phase, reason, alerts, audience
+                )
+                if not tx.note_undeliverable(note):
+                    return 0  # this episode's note is kept already
+                tx.count([(counters.EMAILS_UNDELIVERABLE, notification, 1)])
+                return 1
+
             for (account, notification, phase, reason), alerts in aside.alerts.items():
-                tx.note_undeliverable(
-                    _undeliverable(now, data.receiver, account, notification, phase, reason, alerts)
-                )
-                tx.count(
-                    [
-                        (counters.NOTIFICATIONS_RECEIVED, notification, len(alerts)),
-                        (counters.EMAILS_UNDELIVERABLE, notification, 1),
-                    ]
-                )
-                undeliverable += 1
+                tx.count([(counters.NOTIFICATIONS_RECEIVED, notification, len(alerts))])
+                undeliverable += keep_undeliverable(account, notification, phase, reason, alerts)
             for item in decision.unroutable:
-                tx.note_undeliverable(
-                    _undeliverable(
-                        now,
-                        data.receiver,
-                        item.account,
-                        item.kind.name,
-                        item.phase,
-                        item.reason,
-                        item.alerts,
-                    )
+                undeliverable += keep_undeliverable(
+                    item.account, item.kind.name, item.phase, item.reason, item.alerts
                 )
-                tx.count([(counters.EMAILS_UNDELIVERABLE, item.kind.name, 1)])
-                undeliverable += 1
             for planned in decision.emails:
                 recipients = self._recipients(tx, planned, audience)
                 if not recipients:
                     reason = "no_operator_addresses" if audience == "operator" else "no_recipients"
-                    tx.note_undeliverable(
-                        _undeliverable(
-                            now,
-                            data.receiver,
-                            planned.account,
-                            planned.kind.name,
-                            planned.phase,
-                            reason,
-                            planned.alerts,
-                        )
+                    undeliverable += keep_undeliverable(
+                        planned.account, planned.kind.name, planned.phase, reason, planned.alerts
                     )
-                    tx.count([(counters.EMAILS_UNDELIVERABLE, planned.kind.name, 1)])
-                    undeliverable += 1
                     continue
                 queued += self._queue(tx, planned, recipients, now, audience)
             tx.count(

@@ -117,6 +117,9 @@ class UndeliverableNote:
     phase: str
     reason: str
     alerts: list[dict[str, Any]]  # alertname, fingerprint, status, labels of each alert
+    # What the note is about (its alerts' episodes and phase): a note whose episode is kept
+    # already is not kept again, so Alertmanager's retries and repeats add no row.
+    episode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,9 @@ class IntakeTransaction(Protocol):
         already, which makes a re-delivered webhook queue nothing."""
         ...
 
-    def note_undeliverable(self, note: UndeliverableNote) -> None: ...
+    def note_undeliverable(self, note: UndeliverableNote) -> bool:
+        """Keeps the note; False when a note of the same episode is kept already."""
+        ...
 
     def count(self, changes: Iterable[CounterChange]) -> None: ...
 

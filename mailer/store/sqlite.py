@@ -197,6 +197,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX outbox_pending_by_account ON outbox (account) WHERE status = 'pending';
     """,
     ),
+    Migration(
+        8,
+        "undeliverable notes kept once per episode",
+        """
+    -- What a note is about (sysnotify.mailer.intake.transaction): Alertmanager's retries and
+    -- repeats of an alert nobody can receive add no row. NULL for the notes kept before.
+    ALTER TABLE undeliverable ADD COLUMN episode TEXT;
+    CREATE UNIQUE INDEX undeliverable_episode ON undeliverable (episode)
+        WHERE episode IS NOT NULL;
+    """,
+    ),
 )
 # How migration 2 names an episode carried over from schema 1 (see SqliteIntake.episode).
 LEGACY_IDENTITY = "fingerprint:"
@@ -355,10 +366,11 @@ class SqliteIntake:
         )
         return bool(cursor.rowcount)
 
-    def note_undeliverable(self, note: UndeliverableNote) -> None:
-        self.tx.execute(
+    def note_undeliverable(self, note: UndeliverableNote) -> bool:
+        cursor = self.tx.execute(
             "INSERT INTO undeliverable (received_at, receiver, account, notification, phase,"
-            " reason, alerts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " reason, alerts, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (
                 note.received_at,
                 note.receiver,
@@ -367,8 +379,10 @@ class SqliteIntake:
                 note.phase,
                 note.reason,
                 json.dumps(note.alerts),
+                note.episode,
             ),
         )
+        return bool(cursor.rowcount)
 
     def count(self, changes: Iterable[CounterChange]) -> None:
         increment_all(self.tx, changes)

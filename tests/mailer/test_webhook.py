@@ -444,3 +444,43 @@ def test_a_receiver_can_have_a_shorter_duplicate_window(
     post(client, customer)
     clock.advance(600)
     assert post(client, customer).json["queued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fixture", "reason", "notification"),
+    [
+        ("no_account_label_firing", "no_account_label", "data_sync_delayed"),
+        ("credential_expired_firing", "no_recipients", "credential_expired"),
+    ],
+)
+def test_an_undeliverable_episode_is_kept_once_whatever_alertmanager_repeats(
+    client: Any, clock: FakeClock, fixture: str, reason: str, notification: str
+) -> None:
+    """Retries, HA copies and repeat_interval reminders of one undeliverable alert add no
+    row; a new episode of it (a later startsAt) is kept again."""
+    payload = fixture_payload(fixture)
+    for advance in (0, 1, 3600, 24 * 3600, 48 * 3600):  # a retry, then repeats a day apart
+        clock.advance(advance)
+        assert post(client, payload).status_code == 200
+    items = admin(client, "GET", "/undeliverable").json["undeliverable"]
+    assert [(i["reason"], i["notification"]) for i in items] == [(reason, notification)]
+    assert (
+        metric(
+            client, "sysnotify_mailer_emails_undeliverable_total", f'notification="{notification}"'
+        )
+        == 1
+    )
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    for alert in resolved["alerts"]:
+        alert["status"], alert["endsAt"] = "resolved", "2026-11-28T09:00:00Z"
+    refired = copy.deepcopy(payload)
+    for alert in refired["alerts"]:
+        alert["startsAt"] = "2026-11-28T10:00:00Z"
+    clock.advance(3600)
+    for later in (resolved, resolved, refired, refired):
+        assert post(client, later).status_code == 200
+    items = admin(client, "GET", "/undeliverable").json["undeliverable"]
+    # The problem (its reminders with it), its end, and the new episode's problem.
+    assert [i["reason"] for i in items] == [reason] * len(items)
+    assert len(items) == 3
