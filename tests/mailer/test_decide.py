@@ -106,6 +106,17 @@ def test_late_firing_copy_after_the_recovery_sends_nothing() -> None:
     assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
 
 
+def test_late_firing_copy_after_a_recovery_long_after_the_problem_is_no_reminder() -> None:
+    # The episode's last email is older than the window: were the recovered episode taken
+    # for an open one, this copy would be a "still broken" reminder after the fix.
+    memory = Memory()
+    memory.run(fixture_payload("credential_expired_firing"), T0)
+    memory.run(fixture_payload("credential_expired_resolved"), T0 + 2 * WINDOW)
+    late = memory.run(fixture_payload("credential_expired_firing"), T0 + 2 * WINDOW + 30)
+    assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
+    assert late.states == []  # the recorded recovery stays as it was
+
+
 def test_a_route_edit_resends_nothing_and_the_episode_recovers_through_the_new_group() -> None:
     memory = Memory()
     firing = fixture_payload("credential_expired_grouped_firing")
