@@ -230,4 +230,8 @@ def test_tracking_headers_name_an_account_only_when_there_is_one() -> None:
         "X-Sysnotify-Notification": "operators",
         "X-Sysnotify-Phase": "recovery",
     }
-    assert headers(audience="customer")["X-Sysnotify-Account"] == ""
+    assert headers(audience="customer") == {
+        "X-Sysnotify-Notification": "credential_expired",
+        "X-Sysnotify-Phase": "recovery",
+        "X-Sysnotify-Account": "",
+    }
