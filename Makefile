@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sysnotify-installed
 
-.PHONY: setup binaries test bench demo lint check-rules clean
+.PHONY: setup binaries test bench demo lint check-rules mutation clean
 
 setup: $(STAMP) binaries
 
@@ -27,6 +27,11 @@ bench: setup
 
 demo: setup
 	$(BIN)/python -m stack.demo $(DEMO_ARGS)
+
+# Mutation testing of the decision, claim and fencing code (CONTRIBUTING.md); not part of
+# `make test`. MUTATION_ARGS go to `mutmut run`, e.g. mutant name globs.
+mutation: setup
+	scripts/mutation.sh $(MUTATION_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

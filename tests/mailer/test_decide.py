@@ -4,9 +4,10 @@ payloads."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -104,6 +105,17 @@ def test_late_firing_copy_after_the_recovery_sends_nothing() -> None:
     memory.run(fixture_payload("credential_expired_resolved"), T0 + 300)
     late = memory.run(fixture_payload("credential_expired_firing"), T0 + 301)
     assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
+
+
+def test_late_firing_copy_after_a_recovery_long_after_the_problem_is_no_reminder() -> None:
+    # The episode's last email is older than the window: were the recovered episode taken
+    # for an open one, this copy would be a "still broken" reminder after the fix.
+    memory = Memory()
+    memory.run(fixture_payload("credential_expired_firing"), T0)
+    memory.run(fixture_payload("credential_expired_resolved"), T0 + 2 * WINDOW)
+    late = memory.run(fixture_payload("credential_expired_firing"), T0 + 2 * WINDOW + 30)
+    assert late.emails == [] and late.deduplicated == {"credential_expired": 1}
+    assert late.states == []  # the recorded recovery stays as it was
 
 
 def test_a_route_edit_resends_nothing_and_the_episode_recovers_through_the_new_group() -> None:
@@ -402,3 +414,162 @@ def test_route_edits_and_restarts_within_the_window_announce_each_alert_at_most_
     assert all(count == 1 for count in problems.values())
     assert all(count == 1 for count in recoveries.values())
     assert set(recoveries) <= set(problems)
+
+
+# -- details pinned by mutation testing (docs/reliability.md, "Mutation testing") ----------
+
+
+def resolved_all(payload: dict[str, Any], ends_at: str = "2026-11-27T02:40:54.709067Z") -> Any:
+    """The payload with every alert resolved at `ends_at`."""
+    edited = copy.deepcopy(payload)
+    edited["status"] = "resolved"
+    for alert in edited["alerts"]:
+        alert["status"] = "resolved"
+        alert["endsAt"] = ends_at
+    return edited
+
+
+def test_keys_are_the_hash_of_their_content_so_peers_on_two_versions_agree() -> None:
+    # A rolling upgrade has HA peers on two versions at once: a key computed differently by
+    # one of them would queue the same email twice (the outbox is unique per key).
+    def expected(phase: str, *parts: str) -> str:
+        text = "\n".join(["customer", "acc-1001", "credential_expired", phase, *sorted(parts)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    memory = Memory()
+    firing = fixture_payload("credential_expired_firing")
+    episode = f"{alert_identity(parse(firing).alerts[0], 'customer')}|2026-11-27T02:40:52.597688Z"
+    problem = memory.run(firing, T0).emails[0]
+    assert problem.notification_key == expected("problem", episode)
+    reminder = memory.run(firing, T0 + WINDOW).emails[0]
+    assert reminder.notification_key == expected("reminder", episode, "#1")
+    recovery = memory.run(fixture_payload("credential_expired_resolved"), T0 + WINDOW + 60)
+    assert recovery.emails[0].notification_key == expected("recovery", episode)
+
+
+def test_reminders_are_numbered_from_one_and_a_repeat_is_due_at_exactly_the_window() -> None:
+    memory = Memory()
+    payload = fixture_payload("credential_expired_grouped_firing")
+    memory.run(payload, T0)
+    first = memory.run(payload, T0 + WINDOW)
+    assert [e.phase for e in first.emails] == ["reminder"]
+    assert {s.reminders for s in first.states} == {1}
+    second = memory.run(payload, T0 + 2 * WINDOW)
+    assert {s.reminders for s in second.states} == {2}
+
+
+def test_every_episode_written_keeps_the_name_the_email_used() -> None:
+    """The stored name is what a reminder falls back on while the account's data is missing."""
+    memory = Memory()
+    grouped = fixture_payload("credential_expired_grouped_firing")
+    two = copy.deepcopy(grouped)
+    two["alerts"] = two["alerts"][:2]
+    steps = [
+        (two, T0),  # problem
+        (two, T0 + 30),  # unchanged
+        (grouped, T0 + 60),  # a third joins: the two known ones are rewritten too
+        (grouped, T0 + WINDOW + 60),  # reminder
+        (fixture_payload("credential_expired_grouped_partly_resolved"), T0 + WINDOW + 90),
+    ]
+    for payload, now in steps:
+        decision = memory.run(payload, now)
+        assert decision.states and {s.account_name for s in decision.states} == {"Initech"}
+
+
+def test_an_account_without_a_name_is_named_by_its_id() -> None:
+    decision = Memory().run(
+        named(fixture_payload("credential_expired_firing"), "", as_label=False), T0
+    )
+    assert decision.emails[0].account_name == "acc-1001"
+
+
+def test_the_name_comes_from_a_firing_alert_before_a_resolved_one() -> None:
+    memory = Memory()
+    memory.run(
+        named(fixture_payload("credential_expired_grouped_firing"), "Initech", as_label=False), T0
+    )
+    partly = named(
+        fixture_payload("credential_expired_grouped_partly_resolved"), "Initech", as_label=False
+    )
+    for alert in partly["alerts"][1:]:  # the firing ones, after the resolved one
+        alert["annotations"]["account_name"] = "Initech Europe"
+    decision = memory.run(partly, T0 + 60)
+    assert decision.emails[0].account_name == "Initech Europe"
+
+
+def test_a_route_edit_records_when_the_episode_was_last_seen() -> None:
+    """Episodes not seen for `state_retention` are pruned: a stale time would prune a live one."""
+    memory = Memory()
+    firing = fixture_payload("credential_expired_firing")
+    memory.run(firing, T0)
+    moved = memory.run(regrouped(firing), T0 + 3 * WINDOW)
+    assert [(s.last_seen_at, s.last_notified_at) for s in moved.states] == [
+        (T0 + 3 * WINDOW, T0 + 3 * WINDOW)
+    ]
+
+
+def test_every_copy_of_a_recovered_group_is_counted_as_deduplicated() -> None:
+    memory = Memory()
+    firing = fixture_payload("credential_expired_grouped_firing")
+    memory.run(firing, T0)
+    memory.run(resolved_all(firing), T0 + 300)
+    assert memory.run(resolved_all(firing), T0 + 310).deduplicated == {"credential_expired": 3}
+    assert memory.run(firing, T0 + 2 * WINDOW).deduplicated == {"credential_expired": 3}
+
+
+def test_two_resolved_label_sets_of_one_identity_recover_with_the_later_end() -> None:
+    """An old label set beside its renamed successor: one recovery, ended when the last did."""
+    memory = Memory()
+    memory.run(named(fixture_payload("credential_expired_firing"), "Globex", as_label=True), T0)
+    renamed = named(fixture_payload("credential_expired_resolved"), "Globex Group", as_label=True)
+    renamed["alerts"][0] |= {"startsAt": "2026-11-27T02:40:53Z", "endsAt": "2026-11-27T02:40:55Z"}
+    old = named(fixture_payload("credential_expired_resolved"), "Globex", as_label=True)
+    old["alerts"][0]["endsAt"] = "2026-11-27T02:41:30Z"
+    both = copy.deepcopy(renamed)
+    both["alerts"] = renamed["alerts"] + old["alerts"]
+    decision = memory.run(both, T0 + 300)
+    assert phases(decision) == [("acc-1001", "credential_expired", "recovery", 1)]
+    assert decision.emails[0].alerts[0].labels["account_name"] == "Globex"
+    assert [s.ended_at for s in decision.states] == ["2026-11-27T02:41:30Z"]
+
+
+def test_a_pre_identity_episode_refires_only_after_its_recovery_time() -> None:
+    """Episodes from before identities (schema 1) have no endsAt: the recovery time decides."""
+    state = AlertState(
+        "id",
+        "acc-1001",
+        "credential_expired",
+        "",
+        "mailer",
+        "{}",
+        "key",
+        T0,
+        T0,
+        T0,
+        recovered_at=T0 + 300,
+    )
+    recovered = datetime.fromtimestamp(T0 + 300, UTC)
+    assert not state.refired_after_recovery(recovered)
+    assert state.refired_after_recovery(recovered + timedelta(milliseconds=1))
+
+
+def test_unroutable_alerts_keep_their_phase_and_never_stop_the_others() -> None:
+    payload = fixture_payload("credential_expired_firing")
+    no_account = fixture_payload("no_account_label_firing")["alerts"][0]
+    resolved_without = copy.deepcopy(no_account) | {"status": "resolved"}
+    operator = copy.deepcopy(fixture_payload("operator_firing")["alerts"][0])
+    operator["labels"].pop("account", None)
+    payload["alerts"] = [no_account, resolved_without, operator, *payload["alerts"]]
+    decision = Memory().run(payload, T0)
+    assert [(u.account, u.phase, u.reason) for u in decision.unroutable] == [
+        ("", "problem", "no_account_label"),
+        ("", "recovery", "no_account_label"),
+        ("", "problem", "operator_alert_on_customer_webhook"),
+    ]
+    assert phases(decision) == [("acc-1001", "credential_expired", "problem", 1)]
+
+
+def test_the_default_audience_is_the_customers() -> None:
+    data = parse(fixture_payload("credential_expired_firing"))
+    decision = decide(data, Catalog(), {}, T0, WINDOW)
+    assert phases(decision) == [("acc-1001", "credential_expired", "problem", 1)]

@@ -7,10 +7,18 @@ import dataclasses
 import email
 from typing import Any
 
+import pytest
+
 from sysnotify.mailer.delivery.message import OutgoingMessage
 from sysnotify.mailer.delivery.queue import Queue
-from sysnotify.mailer.delivery.smtp import KeepClaim
+from sysnotify.mailer.delivery.smtp import (
+    KeepClaim,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
 from sysnotify.mailer.delivery.worker import DeliveryWorker
+from sysnotify.mailer.store import OutboxRow
 from sysnotify.mailer.web.app import mailer_of
 from tests.support.clocks import FakeClock
 from tests.support.mailer_app import pending, queue_three
@@ -123,3 +131,77 @@ def test_unstarted_rows_are_given_back(app: Any, clock: FakeClock) -> None:
     assert claimed_by(app) == [None, None]
     assert worker.drain(limit=1) == {"sent": 1}
     assert claimed_by(app) == [None]  # drain gives back what it did not get to
+
+
+def counting_claims(worker: DeliveryWorker) -> list[int]:
+    """The size of every batch the worker claims from now on."""
+    sizes: list[int] = []
+    claim_batch = worker.queue.claim_batch
+
+    def counted(now: float, limit: int) -> list[OutboxRow]:
+        rows = claim_batch(now, limit)
+        sizes.append(len(rows))
+        return rows
+
+    worker.queue.claim_batch = counted  # type: ignore[method-assign]
+    return sizes
+
+
+def test_a_batch_is_claimed_once_while_its_lease_lasts(app: Any, clock: FakeClock) -> None:
+    queue_three(app)
+    worker = worker_with(app, clock, SlowSender(app, clock, seconds=0), claim_batch=10)
+    claims = counting_claims(worker)
+    assert worker.drain() == {"sent": 3}
+    assert claims == [3, 0]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "claims", "lease_left"),
+    [
+        # Exactly the margin left at the start deadline is enough: sent without an extension.
+        (20, [3, 1, 0], [30, 10, 30]),
+        # Past it, the rest are claimed afresh (a new lease), not started and extended.
+        (25, [3, 2, 1, 0], [30, 30, 30]),
+    ],
+)
+def test_rows_are_started_until_the_margin_is_left_then_claimed_afresh(
+    app: Any, clock: FakeClock, seconds: float, claims: list[int], lease_left: list[float]
+) -> None:
+    queue_three(app)
+    sender = SlowSender(app, clock, seconds=seconds)
+    # Lease 30 s, margin 10 s: a send may start up to 20 s after its claim.
+    worker = worker_with(app, clock, sender, claim_batch=10, lease_seconds=30)
+    sizes = counting_claims(worker)
+    assert worker.drain() == {"sent": 3}
+    assert (sizes, sender.lease_left) == (claims, lease_left)
+
+
+class TakenThenFailing:
+    """A send that stalls past the lease while another worker claims the row, then fails."""
+
+    def __init__(self, app: Any, clock: FakeClock, error: SendError) -> None:
+        self.app, self.clock, self.error = app, clock, error
+
+    def send(
+        self, message: OutgoingMessage, sender: str, recipient: str, keep_claim: KeepClaim
+    ) -> None:
+        keep_claim()
+        self.clock.advance(31)
+        assert Queue(mailer_of(self.app).store, "worker-b", 30).claim_batch(self.clock(), 10)
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "error", [TransientSendError("451 try later"), PermanentSendError("550 no such user")]
+)
+def test_a_failure_under_a_claim_taken_meanwhile_is_fenced(
+    app: Any, clock: FakeClock, error: SendError
+) -> None:
+    queue_three(app)
+    sender = TakenThenFailing(app, clock, error)
+    worker = worker_with(app, clock, sender, claim_batch=1, lease_seconds=30)
+    assert worker.run_once() == "fenced"
+    assert claimed_by(app) == ["worker-b"] * 3

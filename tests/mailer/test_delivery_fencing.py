@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from sysnotify.mailer import counters
+from sysnotify.mailer.delivery.lease import ClaimLost, LeaseKeeper
 from sysnotify.mailer.delivery.queue import Queue
 from sysnotify.mailer.store import OutboxRow, StoreError
 from sysnotify.mailer.web.app import mailer_of
@@ -42,6 +44,15 @@ CHANGES: dict[str, Callable[[Queue, OutboxRow, float], object]] = {
     "retry": lambda queue, row, now: queue.retry_later(row, now, now + 5, "451 try later"),
     "failed": lambda queue, row, now: queue.mark_failed(row, now, "550 no such user", "permanent"),
     "release": lambda queue, row, now: queue.release(row),
+    "extend": lambda queue, row, now: queue.extend(row, now),
+}
+# What the log says each refused change was: an operator's only account of the fence.
+FENCED_LOG = {
+    "sent": '"sent" mark was fenced off',
+    "retry": "retry fenced off",
+    "failed": "failure fenced off",
+    "release": "release fenced off",
+    "extend": "lease extension fenced off",
 }
 
 
@@ -60,11 +71,12 @@ def test_a_row_claimed_again_after_its_lease_expired_is_not_changed_by_its_old_c
     assert taken is not None and taken.id == row.id
     caplog.set_level(logging.WARNING)
 
-    CHANGES[change](old, row, clock())
+    held = CHANGES[change](old, row, clock())
 
+    assert not held  # False, or no new lease end
     assert row_state(app, row.id) == ("pending", new_holder, 0, "")
     assert metric(client, "sysnotify_mailer_delivery_fenced_total", f'action="{change}"') == 1
-    assert f"email {row.id}" in caplog.text and "fenced off" in caplog.text
+    assert f"email {row.id}" in caplog.text and FENCED_LOG[change] in caplog.text
 
 
 def test_changes_under_the_current_claim_go_through_and_count_nothing_fenced(
@@ -84,6 +96,27 @@ def test_changes_under_the_current_claim_go_through_and_count_nothing_fenced(
     assert row_state(app, released.id) == ("pending", None, 0, "")
     fenced = client.get("/metrics").text
     assert 'sysnotify_mailer_delivery_fenced_total{action="sent"} 0.0' in fenced
+
+
+def finished_at(app: Any, row_id: int) -> float | None:
+    connection = mailer_of(app).store.db.connection()
+    return connection.execute("SELECT finished_at FROM outbox WHERE id = ?", (row_id,)).fetchone()[
+        0
+    ]
+
+
+def test_sent_and_failed_marks_record_when_and_the_latency_since_the_webhook(
+    app: Any, clock: FakeClock
+) -> None:
+    client = queue_three(app)  # received now
+    queue = Queue(mailer_of(app).store, "worker-a", LEASE)
+    sent, failed = queue.claim_batch(clock(), 2)
+    clock.advance(7)
+    assert queue.mark_sent(sent, clock(), counters.LATENCY_BUCKETS)
+    assert queue.mark_failed(failed, clock(), "550 no such user", "permanent")
+    assert finished_at(app, sent.id) == finished_at(app, failed.id) == clock()
+    assert metric(client, "sysnotify_mailer_delivery_latency_seconds_sum") == 7
+    assert metric(client, "sysnotify_mailer_delivery_latency_seconds_count") == 1
 
 
 def test_a_sent_mark_made_twice_under_one_claim_counts_once(app: Any, clock: FakeClock) -> None:
@@ -175,3 +208,14 @@ def test_a_store_error_on_the_sent_mark_keeps_the_fact_and_sends_nothing_twice(
         metric(client, "sysnotify_mailer_emails_sent_total", 'notification="credential_expired"')
         == 3
     )
+
+
+def test_a_lost_claim_names_its_email() -> None:
+    class Refused:
+        def extend(self, row: OutboxRow, now: float) -> float | None:
+            return None
+
+    row = SimpleNamespace(id=7, claim=SimpleNamespace(lease_until=100.0))
+    keeper = LeaseKeeper(cast(Queue, Refused()), cast(OutboxRow, row), 10, lambda: 95.0)
+    with pytest.raises(ClaimLost, match="^email 7 was claimed again after its lease ran out$"):
+        keeper.keep()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from sysnotify.mailer.delivery.message import build_message, message_id
+from sysnotify.mailer.delivery.queue import tracking_headers
 from sysnotify.mailer.model import Brand, RenderedEmail
+from sysnotify.mailer.store import OutboxRow
 
 BRAND = Brand(
     product_name="Acme Insights",
@@ -215,3 +219,19 @@ def test_a_display_name_with_specials_or_non_ascii_is_quoted_or_encoded() -> Non
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["From"].addresses[0].display_name == name
         assert message["From"].addresses[0].addr_spec == "no-reply@acme.example"
+
+
+def test_tracking_headers_name_an_account_only_when_there_is_one() -> None:
+    def headers(**request: str) -> dict[str, str]:
+        row = SimpleNamespace(notification="credential_expired", phase="recovery", request=request)
+        return tracking_headers(cast(OutboxRow, row))
+
+    assert headers(audience="operator") == {
+        "X-Sysnotify-Notification": "operators",
+        "X-Sysnotify-Phase": "recovery",
+    }
+    assert headers(audience="customer") == {
+        "X-Sysnotify-Notification": "credential_expired",
+        "X-Sysnotify-Phase": "recovery",
+        "X-Sysnotify-Account": "",
+    }

@@ -286,6 +286,7 @@ def test_operator_alerts_go_only_to_operators(
     message = smtp_server.messages[0].message
     assert "SysnotifyMailerDeliveryFailing" in message.as_string()
     assert message["X-Sysnotify-Notification"] == "operators"
+    assert message["X-Sysnotify-Phase"] == "problem"
     assert message["X-Sysnotify-Account"] is None
 
 
