@@ -79,7 +79,8 @@ class Database:
             *pragmas,
         )
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Each connection with the thread that opened it (and alone uses it).
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
@@ -107,7 +108,7 @@ class Database:
                 raise StoreError(f"open store {self.path}: {error}") from error
             self._local.conn = conn
             with self._connections_lock:
-                self._connections.append(conn)
+                self._connections.append((threading.current_thread(), conn))
         return conn
 
     def set_pragmas(self, *pragmas: tuple[str, str | int]) -> None:
@@ -120,11 +121,22 @@ class Database:
             raise StoreError(f"set up store {self.path}: {error}") from error
 
     def close(self) -> None:
-        """Closes every connection this Database opened (in any thread)."""
+        """Closes the connections of this thread and of threads that have ended.
+
+        A connection of a thread still running is left to it: closing a connection while
+        another thread is inside a statement on it crashes SQLite (a background prune or a
+        delivery thread that has not stopped yet); a later close() closes it once its thread
+        has ended.
+        """
+        current = threading.current_thread()
         with self._connections_lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+            still_used = []
+            for owner, conn in self._connections:
+                if owner is current or not owner.is_alive():
+                    conn.close()
+                else:
+                    still_used.append((owner, conn))
+            self._connections = still_used
         self._local = threading.local()
 
     # -- transactions ---------------------------------------------------------------------
